@@ -1,0 +1,3 @@
+module github.com/httpstream-go/httpstream
+
+go 1.25
