@@ -29,9 +29,11 @@ func (l Limits) withDefaults() Limits {
 }
 
 // ReaderBufferSize is the size of the buffer a Reader puts in front of its
-// source. Payloads larger than what is buffered are read straight into the
-// caller's slice.
-const ReaderBufferSize = 16 << 10
+// source. It is small on purpose: a DATA payload beyond what the buffer holds
+// is read straight from the source into the caller's slice, so a large
+// payload is copied once, not twice; and 4 KiB still takes dozens of small
+// frames in one read.
+const ReaderBufferSize = 4 << 10
 
 // Reader decodes frames from a byte stream. It is not safe for concurrent
 // use: a session has one reader goroutine.

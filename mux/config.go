@@ -1,0 +1,171 @@
+package mux
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/httpstream-go/httpstream/frame"
+)
+
+// Config tunes a session. A zero field takes its default (see DefaultConfig);
+// a negative duration turns that timer off. Both peers advertise their
+// limits to each other at the start (SPEC 4.9), so the two sides may use
+// different Configs.
+//
+// Memory. The stream data a peer can make one session buffer is at most the
+// sum of the receive windows of its live streams (SPEC 10.3). Streams the peer
+// opens are capped at MaxConcurrentStreams; every stream starts with
+// InitialStreamWindow; windows grow past that only while this side's
+// application reads fast, and all growth together is capped at
+// MaxSessionWindow. A receive buffer is at most twice its window (buffers are
+// sized in powers of two). So, for streams the peer opened, the bound is
+//
+//	2 × (MaxConcurrentStreams × (InitialStreamWindow + MaxHeaderBytes) + MaxSessionWindow)
+//
+// plus about 1 KiB of bookkeeping per stream, and the same per stream this
+// side opened. With the defaults that is 2 × (256 × (256 KiB + 16 KiB) +
+// 64 MiB) ≈ 264 MiB in the worst case, reached only by a peer that fills
+// every window while this side's application reads nothing. An idle stream
+// holds no buffer at all.
+type Config struct {
+	// MaxFrameSize is the largest DATA payload this side accepts in one
+	// frame (SPEC 4.9 MAX_FRAME_SIZE), 1 KiB to 16 MiB-1. Default 32 KiB.
+	MaxFrameSize int
+	// InitialStreamWindow is the receive window every stream starts with:
+	// what the peer may send before this side's application reads.
+	// Default 256 KiB; at most 2^31-1.
+	InitialStreamWindow uint32
+	// MaxStreamWindow is the ceiling for window auto-tuning: a stream whose
+	// application reads fast has its window doubled, up to this, so one
+	// stream on a fast, long link is not limited by a small window (SPEC
+	// 7.3). Default 16 MiB. A value below InitialStreamWindow means no growth.
+	MaxStreamWindow uint32
+	// MaxSessionWindow caps the growth auto-tuning may add, summed over all
+	// streams of the session, and so bounds the memory a session can be made
+	// to hold (see the formula above). Default 64 MiB.
+	MaxSessionWindow uint32
+	// MaxConcurrentStreams is how many streams the peer may have open at
+	// once; more are refused with STREAM_LIMIT (SPEC 10.2). Default 256.
+	MaxConcurrentStreams int
+	// AcceptBacklog is how many peer-opened streams may wait for the
+	// handler; more are refused with STREAM_LIMIT. Default 64.
+	AcceptBacklog int
+	// MaxHeaderBytes is the largest header block accepted when the peer
+	// opens a stream (SPEC 4.9 MAX_HEADER_BYTES); a larger one ends the
+	// session. Default 16 KiB; at most 16 MiB-1.
+	MaxHeaderBytes int
+	// KeepAliveInterval is the ping period while nothing arrives from the
+	// peer. Default 30s; negative: no pings (the session still answers the
+	// peer's).
+	KeepAliveInterval time.Duration
+	// KeepAliveTimeout closes the session when a keepalive ping goes
+	// unanswered this long. Default 30s; negative: never.
+	KeepAliveTimeout time.Duration
+	// IdleTimeout closes the session after this long without stream
+	// activity (opens, data, half-closes, resets, in either direction).
+	// Pings and window updates are not activity. Default: none.
+	// Session.SetIdleTimeout changes it at any time.
+	IdleTimeout time.Duration
+	// StreamOpenTimeout bounds how long CreateStream and OpenStream wait for
+	// the peer to accept or refuse. Default 30s; negative: wait for the
+	// context only.
+	StreamOpenTimeout time.Duration
+	// Logger receives debug records about session ends and protocol errors.
+	// nil: silent.
+	Logger *slog.Logger
+}
+
+// Defaults of Config. They are constants, not variables, so that no caller
+// can change another's defaults.
+const (
+	DefaultMaxFrameSize         = 32 << 10
+	DefaultInitialStreamWindow  = 256 << 10
+	DefaultMaxStreamWindow      = 16 << 20
+	DefaultMaxSessionWindow     = 64 << 20
+	DefaultMaxConcurrentStreams = 256
+	DefaultAcceptBacklog        = 64
+	DefaultMaxHeaderBytes       = 16 << 10
+	DefaultKeepAliveInterval    = 30 * time.Second
+	DefaultKeepAliveTimeout     = 30 * time.Second
+	DefaultStreamOpenTimeout    = 30 * time.Second
+)
+
+// DefaultConfig returns a Config with every default filled in.
+func DefaultConfig() Config {
+	return Config{
+		MaxFrameSize:         DefaultMaxFrameSize,
+		InitialStreamWindow:  DefaultInitialStreamWindow,
+		MaxStreamWindow:      DefaultMaxStreamWindow,
+		MaxSessionWindow:     DefaultMaxSessionWindow,
+		MaxConcurrentStreams: DefaultMaxConcurrentStreams,
+		AcceptBacklog:        DefaultAcceptBacklog,
+		MaxHeaderBytes:       DefaultMaxHeaderBytes,
+		KeepAliveInterval:    DefaultKeepAliveInterval,
+		KeepAliveTimeout:     DefaultKeepAliveTimeout,
+		StreamOpenTimeout:    DefaultStreamOpenTimeout,
+	}
+}
+
+// resolve fills in defaults and checks ranges, so the session can trust
+// every field. Durations come out as 0 for "off".
+func (c *Config) resolve() (Config, error) {
+	var r Config
+	if c != nil {
+		r = *c
+	}
+	d := DefaultConfig()
+	if r.MaxFrameSize == 0 {
+		r.MaxFrameSize = d.MaxFrameSize
+	}
+	if r.InitialStreamWindow == 0 {
+		r.InitialStreamWindow = d.InitialStreamWindow
+	}
+	if r.MaxStreamWindow == 0 {
+		r.MaxStreamWindow = d.MaxStreamWindow
+	}
+	if r.MaxSessionWindow == 0 {
+		r.MaxSessionWindow = d.MaxSessionWindow
+	}
+	if r.MaxConcurrentStreams == 0 {
+		r.MaxConcurrentStreams = d.MaxConcurrentStreams
+	}
+	if r.AcceptBacklog == 0 {
+		r.AcceptBacklog = d.AcceptBacklog
+	}
+	if r.MaxHeaderBytes == 0 {
+		r.MaxHeaderBytes = d.MaxHeaderBytes
+	}
+	r.KeepAliveInterval = durationOrDefault(r.KeepAliveInterval, d.KeepAliveInterval)
+	r.KeepAliveTimeout = durationOrDefault(r.KeepAliveTimeout, d.KeepAliveTimeout)
+	r.StreamOpenTimeout = durationOrDefault(r.StreamOpenTimeout, d.StreamOpenTimeout)
+	r.IdleTimeout = max(r.IdleTimeout, 0)
+	if r.Logger == nil {
+		r.Logger = slog.New(slog.DiscardHandler)
+	}
+
+	switch {
+	case r.MaxFrameSize < frame.MinMaxFrameSize || r.MaxFrameSize > frame.MaxLength:
+		return r, fmt.Errorf("mux: Config.MaxFrameSize %d is outside [%d, %d]", r.MaxFrameSize, frame.MinMaxFrameSize, frame.MaxLength)
+	case r.InitialStreamWindow > frame.MaxWindow:
+		return r, fmt.Errorf("mux: Config.InitialStreamWindow %d is above the protocol's maximum window %d", r.InitialStreamWindow, frame.MaxWindow)
+	case r.MaxConcurrentStreams < 0:
+		return r, fmt.Errorf("mux: Config.MaxConcurrentStreams %d is negative", r.MaxConcurrentStreams)
+	case r.AcceptBacklog < 0:
+		return r, fmt.Errorf("mux: Config.AcceptBacklog %d is negative", r.AcceptBacklog)
+	case r.MaxHeaderBytes < 0 || r.MaxHeaderBytes > frame.MaxLength:
+		return r, fmt.Errorf("mux: Config.MaxHeaderBytes %d is outside [0, %d]", r.MaxHeaderBytes, frame.MaxLength)
+	}
+	r.MaxStreamWindow = min(max(r.MaxStreamWindow, r.InitialStreamWindow), frame.MaxWindow)
+	return r, nil
+}
+
+func durationOrDefault(v, def time.Duration) time.Duration {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
+}

@@ -1,0 +1,28 @@
+// Package mux is the engine of httpstream: it runs many bidirectional,
+// flow-controlled streams over one net.Conn, speaking the protocol of
+// frame/SPEC.md. Package upgrade binds it to an HTTP/1.1 upgrade; it works
+// as well over any reliable, ordered connection (TCP, TLS, net.Pipe).
+//
+// A Session has three goroutines of its own, each ended by the session's
+// close: a reader that only parses frames and dispatches them (it never waits
+// on the application), a writer that owns the connection for writes, and a
+// monitor for the keepalive and idle timers. A fourth, the accept loop, runs
+// the NewStreamHandler for each stream the peer opens, one at a time in open
+// order, so a slow handler delays neither other streams' data nor pings.
+//
+// Writes go out without copying: Stream.Write hands its slice to the writer
+// and returns once the bytes are on the wire. When the connection is free, the
+// writing goroutine writes its frames itself instead of waking the writer,
+// and several queued frames go out in one writev. Control frames (ping
+// answers, window updates, accepts, resets) go ahead of data, and data of
+// different streams is interleaved frame by frame, so a bulk stream cannot
+// starve an interactive one.
+//
+// Every stream has its own receive window, credited as the application
+// reads, so a stream whose reader stops never stalls another (no head-of-line
+// blocking), and a peer can make a session buffer no more than Config's
+// documented bound.
+//
+// Lock order: Session.mu, then writer.mu, then Stream.mu. A goroutine never
+// holds Stream.mu while taking writer.mu or Session.mu.
+package mux

@@ -1,0 +1,506 @@
+package mux
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/httpstream-go/httpstream"
+	"github.com/httpstream-go/httpstream/frame"
+)
+
+// Session is one end of a multiplexed connection: it implements
+// httpstream.Connection. All methods are safe for concurrent use.
+type Session struct {
+	conn    net.Conn
+	cfg     Config // resolved: every field valid, durations 0 when off
+	client  bool
+	handler httpstream.NewStreamHandler
+	log     *slog.Logger
+	fr      *frame.Reader // owned by the reader goroutine
+	w       writer
+
+	mu            sync.Mutex // guards the fields below, up to the blank line
+	streams       map[uint32]*Stream
+	nextID        uint32 // next ID this side opens; 0 once exhausted
+	lastPeerID    uint32 // highest ID the peer opened (SPEC 6.1)
+	peerStreams   int    // live streams the peer opened
+	peer          peerSettings
+	goAwaySent    bool   // this side sent GOAWAY NO_ERROR: no new streams either way
+	goAwayRecv    bool   // the peer sent GOAWAY NO_ERROR
+	goAwayLastID  uint32 // the peer's last stream ID, when goAwayRecv
+	err           error  // sticky *closedError once the session ends
+	pings         map[uint64]*pendingPing
+	pingSeq       uint64
+	drained       chan struct{} // closed when a shutting-down session has no streams left
+	keepalivePing *pendingPing  // the monitor's outstanding ping, if any
+
+	settingsRecv chan struct{} // closed when the peer's SETTINGS arrived
+	closed       chan bool     // closed when the session ends (CloseChan)
+	connClosed   chan struct{} // closed once conn.Close returned
+	acceptQ      chan *Stream  // peer-opened streams waiting for the handler
+
+	windowGrowth atomic.Int64 // auto-tuning growth granted, summed over live streams
+	rtt          atomic.Int64 // smoothed round-trip time in ns; 0 until measured
+	framesRead   atomic.Uint64
+	idleTimeout  atomic.Int64 // ns; 0: none
+	lastActivity atomic.Int64 // UnixNano of the last stream activity, while idleTimeout > 0
+	idleChanged  chan struct{}
+
+	wg sync.WaitGroup // the reader, writer, monitor and closing goroutines
+}
+
+// peerSettings are the limits the peer advertised (SPEC 4.9).
+type peerSettings struct {
+	maxFrameSize   uint32
+	initialWindow  uint32
+	maxHeaderBytes uint32
+	maxStreams     uint32
+}
+
+type pendingPing struct {
+	sent time.Time
+	done chan time.Duration // nil for keepalive pings; buffered
+}
+
+// Client starts the client end of a session on conn: the side that sent the
+// HTTP request of an upgrade, which opens odd-numbered streams. handler runs
+// for each stream the peer opens; nil refuses them all. A nil cfg means
+// DefaultConfig(). Client returns at once; it fails only on an invalid
+// Config. The session owns conn from now on and closes it when it ends.
+func Client(conn net.Conn, handler httpstream.NewStreamHandler, cfg *Config) (*Session, error) {
+	return newSession(conn, handler, cfg, true)
+}
+
+// Server starts the server end of a session on conn: the side that answered
+// an upgrade, which opens even-numbered streams. See Client.
+func Server(conn net.Conn, handler httpstream.NewStreamHandler, cfg *Config) (*Session, error) {
+	return newSession(conn, handler, cfg, false)
+}
+
+func newSession(conn net.Conn, handler httpstream.NewStreamHandler, cfg *Config, client bool) (*Session, error) {
+	if conn == nil {
+		return nil, errors.New("mux: nil net.Conn")
+	}
+	c, err := cfg.resolve()
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{
+		conn:    conn,
+		cfg:     c,
+		client:  client,
+		handler: handler,
+		log:     c.Logger,
+		fr: frame.NewReader(conn, frame.Limits{
+			MaxFrameSize:   uint32(c.MaxFrameSize),
+			MaxHeaderBytes: uint32(c.MaxHeaderBytes),
+		}),
+		streams:      make(map[uint32]*Stream),
+		nextID:       2,
+		pings:        make(map[uint64]*pendingPing),
+		settingsRecv: make(chan struct{}),
+		closed:       make(chan bool),
+		connClosed:   make(chan struct{}),
+		acceptQ:      make(chan *Stream, c.AcceptBacklog),
+		idleChanged:  make(chan struct{}, 1),
+	}
+	if client {
+		s.nextID = 1
+	}
+	// SPEC 4.9: until the peer's SETTINGS arrive, its limits are the
+	// protocol defaults. Nothing that depends on them is sent before.
+	s.peer = peerSettings{
+		maxFrameSize:   frame.DefaultMaxFrameSize,
+		initialWindow:  frame.DefaultInitialStreamWindow,
+		maxHeaderBytes: frame.DefaultMaxHeaderBytes,
+		maxStreams:     ^uint32(0),
+	}
+	if c.IdleTimeout > 0 {
+		s.idleTimeout.Store(int64(c.IdleTimeout))
+		s.lastActivity.Store(time.Now().UnixNano())
+	}
+	s.w.init(s)
+	// SPEC 2.2, 2.3: the preface, then SETTINGS, before anything else. A
+	// first PING measures the round trip for window auto-tuning and, with
+	// keepalive on, catches a peer that never answers.
+	s.w.queueControl([]byte(frame.Preface), false)
+	s.w.queueControl(frame.AppendSettings(nil,
+		frame.Setting{ID: frame.SettingMaxFrameSize, Value: uint32(c.MaxFrameSize)},
+		frame.Setting{ID: frame.SettingInitialStreamWindow, Value: c.InitialStreamWindow},
+		frame.Setting{ID: frame.SettingMaxHeaderBytes, Value: uint32(c.MaxHeaderBytes)},
+		frame.Setting{ID: frame.SettingMaxConcurrentStreams, Value: uint32(c.MaxConcurrentStreams)},
+	), false)
+	s.mu.Lock()
+	s.keepalivePing = s.sendPingLocked(nil)
+	s.mu.Unlock()
+
+	s.wg.Add(3)
+	go s.w.run()     // ends when the session closes
+	go s.readLoop()  // ends when the connection is closed
+	go s.monitor()   // ends when the session closes
+	go s.acceptLoop() // ends when the session closes, after the handler in progress returns
+	return s, nil
+}
+
+// CreateStream opens a stream carrying headers and waits, at most
+// Config.StreamOpenTimeout, for the peer to accept it. It is OpenStream with
+// a background context, for httpstream.Connection.
+func (s *Session) CreateStream(headers http.Header) (httpstream.Stream, error) {
+	st, err := s.OpenStream(context.Background(), headers)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// OpenStream opens a stream carrying headers and returns once the peer's
+// handler has accepted it. A refusal is an error matching ErrStreamRefused
+// that carries the peer's reason. If the peer does not answer within
+// Config.StreamOpenTimeout, or ctx ends first, the half-open stream is reset
+// and the error is a net.Error with Timeout() true.
+func (s *Session) OpenStream(ctx context.Context, headers http.Header) (*Stream, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	start := time.Now()
+	if t := s.cfg.StreamOpenTimeout; t > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, t, errOpenTimeout)
+		defer cancel()
+	}
+	block, err := frame.AppendHeaderBlock(make([]byte, frame.HeaderSize, 128), headers)
+	if err != nil {
+		return nil, fmt.Errorf("httpstream: cannot send these headers: %w", err)
+	}
+	// SPEC 2.3: no OPEN before the peer's SETTINGS, which give the header
+	// limit. They come first from the peer, so this wait is short.
+	select {
+	case <-s.settingsRecv:
+	case <-s.closed:
+		return nil, s.closedErr()
+	case <-ctx.Done():
+		return nil, &openTimeoutError{waited: time.Since(start), cause: openCause(ctx)}
+	}
+
+	st, err := s.openLocal(block, headers)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.waitAccepted(ctx); err != nil {
+		if err == errOpenCanceled {
+			st.resetWith(frame.CodeCancel, "the opener stopped waiting for ACCEPT")
+			return nil, &openTimeoutError{streamID: st.id, waited: time.Since(start), cause: openCause(ctx)}
+		}
+		return nil, err
+	}
+	return st, nil
+}
+
+var errOpenTimeout = fmt.Errorf("Config.StreamOpenTimeout passed: %w", errDeadline)
+
+func openCause(ctx context.Context) error {
+	if c := context.Cause(ctx); c != nil {
+		return c
+	}
+	return ctx.Err()
+}
+
+// openLocal allocates the next stream ID and queues the OPEN, atomically, so
+// that OPENs go out in ID order (SPEC 6.1).
+func (s *Session) openLocal(block []byte, headers http.Header) (*Stream, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.err != nil:
+		return nil, s.err
+	case s.goAwaySent:
+		return nil, &closedError{cause: errShutdown}
+	case s.goAwayRecv:
+		return nil, &refusedError{code: frame.CodeGoingAway}
+	case s.nextID == 0:
+		return nil, errors.New("httpstream: this session has used all its stream IDs; open a new session")
+	}
+	n := len(block) - frame.HeaderSize
+	if uint32(n) > s.peer.maxHeaderBytes {
+		return nil, fmt.Errorf("httpstream: the headers encode to %d octets, more than the peer accepts (MAX_HEADER_BYTES %d)", n, s.peer.maxHeaderBytes)
+	}
+	id := s.nextID
+	s.nextID += 2
+	if s.nextID < id { // wrapped: SPEC 6.1, no more IDs
+		s.nextID = 0
+	}
+	st := newStream(s, id, headers, true)
+	s.streams[id] = st
+	frame.AppendFrameHeader(block[:0], frame.FrameHeader{Length: uint32(n), Type: frame.FrameOpen, StreamID: id})
+	s.w.queueControl(block, false)
+	s.touch()
+	return st, nil
+}
+
+// Close ends the session: it tells the peer with GOAWAY, resets every
+// stream, closes the connection and CloseChan, and makes every blocked and
+// later call fail with an error matching ErrSessionClosed. It is idempotent,
+// safe from any goroutine, and returns once the session's own goroutines
+// have ended (except a handler still running).
+func (s *Session) Close() error {
+	s.closeWith(errClosedLocally, frame.CodeSessionClosed, "closed by the application")
+	s.wg.Wait()
+	return nil
+}
+
+// Shutdown ends the session gracefully: it sends GOAWAY so the peer opens no
+// new streams, refuses new streams from both sides, waits until the streams
+// already open are done (closed by both sides or reset), then closes. If ctx
+// ends first, it closes at once (resetting the streams left) and returns
+// ctx's error.
+func (s *Session) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		s.wg.Wait()
+		return nil
+	}
+	if !s.goAwaySent {
+		s.goAwaySent = true
+		s.drained = make(chan struct{})
+		s.w.queueControl(frame.AppendGoAway(nil, s.lastPeerID, frame.CodeNoError, "shutting down"), false)
+	}
+	if len(s.streams) == 0 {
+		s.closeDrainedLocked()
+	}
+	drained := s.drained
+	s.mu.Unlock()
+
+	var err error
+	select {
+	case <-drained:
+	case <-s.closed:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	s.closeWith(errShutdown, frame.CodeSessionClosed, "shut down by the application")
+	s.wg.Wait()
+	return err
+}
+
+func (s *Session) closeDrainedLocked() {
+	select {
+	case <-s.drained:
+	default:
+		close(s.drained)
+	}
+}
+
+// CloseChan returns a channel that is closed when the session ends, for
+// whatever reason.
+func (s *Session) CloseChan() <-chan bool { return s.closed }
+
+// SetIdleTimeout makes the session close itself after d without stream
+// activity (opens, data, half-closes, resets, either direction); pings and
+// window updates do not count. 0 (or less) disables it. It may be called at
+// any time; the idle period starts anew.
+func (s *Session) SetIdleTimeout(d time.Duration) {
+	s.lastActivity.Store(time.Now().UnixNano())
+	s.idleTimeout.Store(int64(max(d, 0)))
+	select {
+	case s.idleChanged <- struct{}{}:
+	default:
+	}
+}
+
+// RemoveStreams resets each given stream that is still open. Streams that
+// both sides closed, or that were reset, are forgotten without it; it exists
+// for Kubernetes callers.
+func (s *Session) RemoveStreams(streams ...httpstream.Stream) {
+	for _, st := range streams {
+		if st, ok := st.(*Stream); ok && st != nil && st.sess == s {
+			st.Reset()
+		}
+	}
+}
+
+// NumStreams returns how many streams the session tracks: opening or open
+// in at least one direction.
+func (s *Session) NumStreams() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.streams)
+}
+
+// Ping sends a PING and returns the round-trip time once the answer arrives.
+func (s *Session) Ping(ctx context.Context) (time.Duration, error) {
+	done := make(chan time.Duration, 1)
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return 0, s.err
+	}
+	p := s.sendPingLocked(done)
+	s.mu.Unlock()
+	select {
+	case rtt, ok := <-done:
+		if !ok {
+			return 0, s.closedErr()
+		}
+		return rtt, nil
+	case <-s.closed:
+		return 0, s.closedErr()
+	case <-ctx.Done():
+		s.mu.Lock()
+		for id, q := range s.pings {
+			if q == p {
+				delete(s.pings, id)
+			}
+		}
+		s.mu.Unlock()
+		return 0, fmt.Errorf("httpstream: ping not answered: %w", ctx.Err())
+	}
+}
+
+func (s *Session) sendPingLocked(done chan time.Duration) *pendingPing {
+	s.pingSeq++
+	p := &pendingPing{sent: time.Now(), done: done}
+	s.pings[s.pingSeq] = p
+	var data [8]byte
+	putUint64(data[:], s.pingSeq)
+	s.w.queueControl(frame.AppendPing(nil, 0, data), false)
+	return p
+}
+
+// LocalAddr returns the local address of the session's connection.
+func (s *Session) LocalAddr() net.Addr { return s.conn.LocalAddr() }
+
+// RemoteAddr returns the remote address of the session's connection.
+func (s *Session) RemoteAddr() net.Addr { return s.conn.RemoteAddr() }
+
+// closedErr returns the sticky error, for calls after the end.
+func (s *Session) closedErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil {
+		return &closedError{cause: errClosedLocally}
+	}
+	return s.err
+}
+
+// touch records stream activity for the idle timeout. It costs a clock read
+// only while an idle timeout is set.
+func (s *Session) touch() {
+	if s.idleTimeout.Load() > 0 {
+		s.lastActivity.Store(time.Now().UnixNano())
+	}
+}
+
+// closeWith ends the session with cause, once. Unless code is
+// frame.CodeNoError (used when the peer already closed, or the connection
+// broke), it queues GOAWAY(code, reason) and gives the writer a bounded time
+// to send it before closing the connection. It does not wait for the
+// session's goroutines: the reader and writer call it too.
+func (s *Session) closeWith(cause error, code frame.ErrCode, reason string) {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.err = &closedError{cause: cause}
+	streams := make([]*Stream, 0, len(s.streams))
+	for _, st := range s.streams {
+		streams = append(streams, st)
+	}
+	clear(s.streams)
+	for _, p := range s.pings {
+		if p.done != nil {
+			close(p.done)
+		}
+	}
+	clear(s.pings)
+	sendGoAway := code != frame.CodeNoError
+	if sendGoAway {
+		s.w.queueControl(frame.AppendGoAway(nil, s.lastPeerID, code, reason), false)
+	}
+	s.w.seal() // nothing but what is queued goes out from now on
+	s.mu.Unlock()
+
+	s.log.Debug("httpstream: session closed", "cause", cause.Error(), "client", s.client)
+	for _, st := range streams {
+		st.endWithSession(s.err)
+	}
+	close(s.closed)
+	// The reader is still running (it ends only once the connection is
+	// closed), so the WaitGroup cannot be at zero here.
+	s.wg.Add(1)
+	go s.finishClose(sendGoAway) // ends once the connection is closed
+}
+
+// finishClose gives the writer closeFlushTimeout to send the final GOAWAY,
+// then closes the connection, which ends the reader and any blocked write.
+func (s *Session) finishClose(flush bool) {
+	if flush {
+		s.conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
+		t := time.NewTimer(closeFlushTimeout)
+		select {
+		case <-s.w.flushed:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	s.conn.Close()
+	close(s.connClosed)
+	s.wg.Done()
+}
+
+// closeFlushTimeout bounds how long a closing session waits to send its
+// GOAWAY to a peer that does not read.
+const closeFlushTimeout = time.Second
+
+// forget drops a stream that is done (both sides closed, reset, refused)
+// from the session's table (SPEC 6.2), so it costs nothing more.
+func (s *Session) forget(st *Stream) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.streams[st.id] != st {
+		return
+	}
+	delete(s.streams, st.id)
+	if !st.local {
+		s.peerStreams--
+	}
+	if g := st.releaseGrowth(); g > 0 {
+		s.windowGrowth.Add(-g)
+	}
+	if s.goAwaySent && len(s.streams) == 0 {
+		s.closeDrainedLocked()
+	}
+}
+
+// isIdle reports whether no stream with this ID was ever opened (SPEC 6.1):
+// frames for such IDs are protocol errors, unlike frames for closed streams.
+func (s *Session) isIdle(id uint32) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if (id%2 == 1) == s.client { // this side's parity
+		return s.nextID != 0 && id >= s.nextID
+	}
+	return id > s.lastPeerID
+}
+
+func (s *Session) lookup(id uint32) *Stream {
+	s.mu.Lock()
+	st := s.streams[id]
+	s.mu.Unlock()
+	return st
+}
+
+func putUint64(b []byte, v uint64) {
+	for i := 7; i >= 0; i-- {
+		b[i] = byte(v)
+		v >>= 8
+	}
+}

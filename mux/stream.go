@@ -1,0 +1,484 @@
+package mux
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/httpstream-go/httpstream/frame"
+)
+
+// Stream is one bidirectional stream of a Session. It implements
+// httpstream.Stream and net.Conn: Read and Write may be called concurrently
+// with each other and with every other method. Close half-closes (the
+// peer reads io.EOF after everything written before), Reset ends both
+// directions at once.
+type Stream struct {
+	sess    *Session
+	id      uint32
+	local   bool // opened by this side
+	headers http.Header
+
+	mu   sync.Mutex // guards the fields below, except inReady
+	cond sync.Cond  // broadcast on every change that Read, Write or an open waits for
+
+	accepted    bool  // ACCEPT sent or received: DATA may flow (SPEC 6.2)
+	openErr     error // why the peer did not accept a stream this side opened
+	err         error // reset, or the session ended: Read and Write fail with it
+	discard     bool  // err is a reset: buffered data is dropped (SPEC 4.6)
+	recvEnd     bool  // END_STREAM received
+	sentEnd     bool  // END_STREAM handed to the writer
+	endQueued   bool  // Close asked for END_STREAM, not yet handed to the writer
+	closedWrite bool  // Close was called
+
+	recv       recvBuffer
+	reading    bool   // a Read is in progress
+	readBuf    []byte // an empty-handed Read's slice, offered to the reader goroutine
+	readN      int    // octets the reader goroutine put straight into readBuf
+	filling    bool   // the reader goroutine is writing into readBuf now
+	lastDirect bool   // the last payload went straight into a Read's slice
+
+	sendWindow int64  // octets the peer lets us send (SPEC 7.1)
+	writing    bool   // a Write is in progress
+	pending    []byte // the part of a Write's slice not yet taken by the writer
+	inFlight   int    // frames taken by the writer, not yet written
+	inReady    bool   // in the writer's ready queue; guarded by writer.mu
+
+	dl *deadlines // nil until a deadline is set
+}
+
+type deadlines struct {
+	read, write           time.Time
+	readTimer, writeTimer *time.Timer
+	wake                  func()
+}
+
+func newStream(s *Session, id uint32, headers http.Header, local bool) *Stream {
+	st := &Stream{sess: s, id: id, local: local, headers: headers}
+	st.cond.L = &st.mu
+	// Both windows are known: the peer's SETTINGS came before anything
+	// that opens a stream (SPEC 2.3).
+	st.sendWindow = int64(s.peer.initialWindow)
+	st.recv.init(s.cfg.InitialStreamWindow)
+	return st
+}
+
+// Identifier returns the stream ID (SPEC 6.1): odd for streams the client
+// opened, even for the server's.
+func (st *Stream) Identifier() uint32 { return st.id }
+
+// Headers returns the headers the stream was opened with.
+func (st *Stream) Headers() http.Header { return st.headers }
+
+// LocalAddr returns the local address of the session's connection.
+func (st *Stream) LocalAddr() net.Addr { return st.sess.conn.LocalAddr() }
+
+// RemoteAddr returns the remote address of the session's connection.
+func (st *Stream) RemoteAddr() net.Addr { return st.sess.conn.RemoteAddr() }
+
+// Read reads data the peer sent. After the peer half-closed and every octet
+// was read, it returns io.EOF. After a reset it fails with an error matching
+// ErrStreamReset; after the session ended, with one matching ErrSessionClosed
+// (once the data that had arrived is read). Past the read deadline it fails
+// with os.ErrDeadlineExceeded, except while a frame's payload is being read
+// straight into p, which it waits for. Concurrent Reads take turns.
+func (st *Stream) Read(p []byte) (int, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for st.reading {
+		if err := st.waitLocked(st.readDeadlineLocked()); err != nil {
+			return 0, err
+		}
+	}
+	st.reading = true
+	defer st.endRead()
+	for {
+		switch {
+		case st.filling:
+			// The reader goroutine is writing into p: p is not ours
+			// to return until it is done, deadline or not.
+			st.cond.Wait()
+			continue
+		case st.discard:
+			st.readBuf, st.readN = nil, 0
+			return 0, st.err
+		case st.readN > 0:
+			// A payload went straight into p; anything after it is in the
+			// buffer, in order.
+			n := st.readN
+			st.readBuf, st.readN = nil, 0
+			st.recv.unacked += uint32(n)
+			if st.recv.buffered() > 0 {
+				n += st.recv.read(p[n:])
+			}
+			return n, st.creditAndUnlock(n)
+		case st.recv.buffered() > 0:
+			st.readBuf = nil
+			n := st.recv.read(p)
+			return n, st.creditAndUnlock(n)
+		case st.recvEnd:
+			st.readBuf = nil
+			return 0, io.EOF
+		case st.err != nil:
+			st.readBuf = nil
+			return 0, st.err
+		case len(p) == 0:
+			return 0, nil
+		case st.deadlinePassedLocked(st.readDeadlineLocked()):
+			st.readBuf = nil
+			return 0, errDeadline
+		}
+		// Offer p to the reader goroutine: the next payload goes straight
+		// into it, without a copy through the buffer.
+		st.readBuf = p
+		st.cond.Wait()
+	}
+}
+
+func (st *Stream) endRead() {
+	st.reading = false
+	st.cond.Broadcast() // a Read waiting for its turn
+}
+
+// creditAndUnlock sends the WINDOW_UPDATE that reading n octets earned, if
+// any, without holding the stream's lock while queueing it. It returns with
+// the lock held again, for Read's deferred unlock.
+func (st *Stream) creditAndUnlock(n int) error {
+	inc := st.creditLocked(n)
+	if inc == 0 {
+		return nil
+	}
+	st.mu.Unlock()
+	var b [frame.HeaderSize + 4]byte
+	st.sess.w.queueControl(frame.AppendWindowUpdate(b[:0], st.id, inc), false)
+	st.mu.Lock()
+	return nil
+}
+
+// Write sends p and returns once all of it is on the wire (or written to the
+// connection's buffers): the writer takes it from p without copying. It
+// blocks while the peer's window is closed, until the peer reads or the write
+// deadline passes; then it returns how much was written and
+// os.ErrDeadlineExceeded. Concurrent Writes do not interleave.
+func (st *Stream) Write(p []byte) (int, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for st.writing || !st.accepted {
+		if err := st.writeErrLocked(); err != nil {
+			return 0, err
+		}
+		// Another Write is in progress, or the handler has not accepted
+		// this stream yet (SPEC 6.2: no DATA before ACCEPT).
+		if err := st.waitLocked(st.writeDeadlineLocked()); err != nil {
+			return 0, err
+		}
+	}
+	if err := st.writeErrLocked(); err != nil {
+		return 0, err
+	}
+	st.writing = true
+	n, err := st.writeLocked(p)
+	st.writing = false
+	st.cond.Broadcast() // a Write waiting for its turn, or END_STREAM
+	if st.endQueued && st.err == nil {
+		st.mu.Unlock()
+		st.sess.w.submit(st) // Close came during the Write: END_STREAM goes now
+		st.mu.Lock()
+	}
+	return n, err
+}
+
+func (st *Stream) writeErrLocked() error {
+	switch {
+	case st.err != nil:
+		return st.err
+	case st.closedWrite:
+		return fmt.Errorf("httpstream: write on stream %d after Close: %w", st.id, net.ErrClosed)
+	}
+	return nil
+}
+
+// writeLocked hands p to the writer chunk by chunk, each chunk as large as
+// the send window allows, and waits until each is written.
+func (st *Stream) writeLocked(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		for st.sendWindow <= 0 {
+			if st.err != nil {
+				return n, st.err
+			}
+			if err := st.waitLocked(st.writeDeadlineLocked()); err != nil {
+				return n, err
+			}
+		}
+		if st.err != nil {
+			return n, st.err
+		}
+		k := int(min(int64(len(p)), st.sendWindow))
+		st.sendWindow -= int64(k)
+		st.pending = p[:k]
+		st.mu.Unlock()
+		err := st.sess.w.submit(st)
+		st.mu.Lock()
+		if err != nil {
+			st.pending = nil
+			return n, err
+		}
+		for len(st.pending) > 0 || st.inFlight > 0 {
+			if st.inFlight == 0 {
+				// Nothing of ours is being written right now, so the rest
+				// can be taken back safely if we must stop.
+				stop := st.err
+				if stop == nil && st.deadlinePassedLocked(st.writeDeadlineLocked()) {
+					stop = errDeadline
+				}
+				if stop != nil {
+					unsent := len(st.pending)
+					st.pending = nil
+					st.sendWindow += int64(unsent)
+					return n + k - unsent, stop
+				}
+			}
+			st.cond.Wait()
+		}
+		n += k
+		p = p[k:]
+	}
+	return n, nil
+}
+
+// Close half-closes the stream: the peer reads everything written before,
+// then io.EOF. This side may still read. Writes after Close fail. Close is
+// idempotent and does not wait for the peer.
+func (st *Stream) Close() error {
+	st.mu.Lock()
+	if st.closedWrite || st.err != nil {
+		st.mu.Unlock()
+		return nil
+	}
+	st.closedWrite, st.endQueued = true, true
+	// A Write in progress sends END_STREAM when it ends; a stream not yet
+	// accepted sends it once accepted.
+	now := st.accepted && !st.writing
+	st.mu.Unlock()
+	if now {
+		st.sess.w.submit(st)
+	}
+	return nil
+}
+
+// CloseWrite half-closes the stream, as Close does. It is there for code
+// that expects the method of *net.TCPConn.
+func (st *Stream) CloseWrite() error { return st.Close() }
+
+// Reset ends both directions at once and tells the peer (RESET, code
+// CANCEL). Data not yet read is dropped on both sides; later Reads and
+// Writes, here and at the peer, fail with an error matching ErrStreamReset.
+func (st *Stream) Reset() error {
+	st.resetWith(frame.CodeCancel, "")
+	return nil
+}
+
+// resetWith resets the stream from this side with code and reason.
+func (st *Stream) resetWith(code frame.ErrCode, reason string) {
+	st.mu.Lock()
+	if st.err != nil {
+		st.mu.Unlock()
+		return
+	}
+	done := st.sentEnd && st.recvEnd // the peer has forgotten it: nothing to send
+	st.failLocked(&resetError{streamID: st.id, code: code}, true)
+	st.mu.Unlock()
+	if !done {
+		var b [frame.HeaderSize + 4 + frame.MaxReasonBytes]byte
+		st.sess.w.queueControl(frame.AppendReset(b[:0], st.id, code, reason), false)
+	}
+	st.sess.touch()
+	st.sess.forget(st)
+}
+
+// resetByPeer applies the peer's RESET (SPEC 4.6).
+func (st *Stream) resetByPeer(code frame.ErrCode, reason string) {
+	st.mu.Lock()
+	if st.err == nil {
+		st.failLocked(&resetError{streamID: st.id, byPeer: true, code: code, reason: reason}, true)
+	}
+	st.mu.Unlock()
+	st.sess.forget(st)
+}
+
+// endWithSession fails the stream because its session ended. Data that had
+// arrived stays readable, then io.EOF if the peer had half-closed, else err.
+func (st *Stream) endWithSession(err error) {
+	st.mu.Lock()
+	if st.err == nil {
+		st.failLocked(&resetError{streamID: st.id, cause: err}, false)
+	}
+	st.mu.Unlock()
+}
+
+// failLocked ends the stream with err and wakes everyone waiting on it.
+func (st *Stream) failLocked(err error, discard bool) {
+	st.err = err
+	st.discard = discard
+	if discard {
+		st.recv.drop()
+		st.readN = 0
+	}
+	st.pending = nil // a Write still waiting gives its slice back
+	st.endQueued = false
+	if st.dl != nil {
+		stopTimer(st.dl.readTimer)
+		stopTimer(st.dl.writeTimer)
+	}
+	st.cond.Broadcast()
+}
+
+// waitAccepted waits for the peer's ACCEPT of a stream this side opened.
+func (st *Stream) waitAccepted(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, st.wake)
+	defer stop()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for !st.accepted {
+		switch {
+		case st.openErr != nil:
+			return st.openErr
+		case st.err != nil:
+			return st.err
+		case ctx.Err() != nil:
+			return errOpenCanceled
+		}
+		st.cond.Wait()
+	}
+	return nil
+}
+
+var errOpenCanceled = errors.New("httpstream: stopped waiting for ACCEPT")
+
+// refused applies the peer's REFUSE, or a GOAWAY that covers the stream.
+func (st *Stream) refused(err error) {
+	st.mu.Lock()
+	st.openErr = err
+	st.cond.Broadcast()
+	st.mu.Unlock()
+	st.sess.forget(st)
+}
+
+// frameWritten is called by the writer once one of the stream's frames is
+// on the wire.
+func (st *Stream) frameWritten() {
+	st.mu.Lock()
+	st.inFlight--
+	if st.inFlight == 0 && len(st.pending) == 0 {
+		st.cond.Broadcast()
+	}
+	st.mu.Unlock()
+}
+
+// writtenOut reports whether the writer has nothing of this stream's Write
+// left, taken or not.
+func (st *Stream) writtenOut() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return len(st.pending) == 0 && st.inFlight == 0
+}
+
+func (st *Stream) wake() {
+	st.mu.Lock()
+	st.cond.Broadcast()
+	st.mu.Unlock()
+}
+
+// SetDeadline sets both the read and the write deadline, as net.Conn does.
+func (st *Stream) SetDeadline(t time.Time) error {
+	st.SetReadDeadline(t)
+	st.SetWriteDeadline(t)
+	return nil
+}
+
+// SetReadDeadline makes a Read blocked now or later fail with
+// os.ErrDeadlineExceeded once t has passed. The zero time means none.
+func (st *Stream) SetReadDeadline(t time.Time) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	dl := st.deadlinesLocked()
+	dl.read = t
+	dl.readTimer = armTimer(dl.readTimer, t, dl.wake)
+	st.cond.Broadcast()
+	return nil
+}
+
+// SetWriteDeadline makes a Write blocked now or later fail with
+// os.ErrDeadlineExceeded once t has passed; a Write that fails so may have
+// written part of its data, as its count says. The zero time means none.
+func (st *Stream) SetWriteDeadline(t time.Time) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	dl := st.deadlinesLocked()
+	dl.write = t
+	dl.writeTimer = armTimer(dl.writeTimer, t, dl.wake)
+	st.cond.Broadcast()
+	return nil
+}
+
+func (st *Stream) deadlinesLocked() *deadlines {
+	if st.dl == nil {
+		st.dl = &deadlines{wake: st.wake}
+	}
+	return st.dl
+}
+
+func (st *Stream) readDeadlineLocked() time.Time {
+	if st.dl == nil {
+		return time.Time{}
+	}
+	return st.dl.read
+}
+
+func (st *Stream) writeDeadlineLocked() time.Time {
+	if st.dl == nil {
+		return time.Time{}
+	}
+	return st.dl.write
+}
+
+func (st *Stream) deadlinePassedLocked(t time.Time) bool {
+	return !t.IsZero() && !time.Now().Before(t)
+}
+
+// waitLocked waits for a broadcast, or fails once deadline has passed. The
+// deadline's timer broadcasts when it fires.
+func (st *Stream) waitLocked(deadline time.Time) error {
+	if st.deadlinePassedLocked(deadline) {
+		return errDeadline
+	}
+	st.cond.Wait()
+	return nil
+}
+
+// armTimer makes t fire f at deadline, reusing t when it exists. A zero
+// deadline stops it.
+func armTimer(t *time.Timer, deadline time.Time, f func()) *time.Timer {
+	if deadline.IsZero() {
+		stopTimer(t)
+		return t
+	}
+	d := time.Until(deadline)
+	if t == nil {
+		return time.AfterFunc(d, f)
+	}
+	t.Reset(d)
+	return t
+}
+
+func stopTimer(t *time.Timer) {
+	if t != nil {
+		t.Stop()
+	}
+}

@@ -1,0 +1,355 @@
+package mux
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/httpstream-go/httpstream/frame"
+)
+
+// Batching bounds: one write carries at most this many DATA frames or about
+// this many octets, so a control frame queued behind a batch waits little.
+const (
+	maxBatchFrames = 64
+	maxBatchBytes  = 256 << 10
+)
+
+// maxPeerControl caps the control frames queued in answer to the peer (PING
+// ACKs, REFUSEs, RESETs) while they wait to be written. A peer that makes us
+// queue more is not reading (SPEC 10.2): the session ends with
+// ENHANCE_YOUR_CALM rather than buffer without bound.
+const maxPeerControl = 1024
+
+var errControlFlood = &frame.SessionError{
+	Code:   frame.CodeEnhanceYourCalm,
+	Reason: "the peer made this side queue more than 1024 answers (PING ACK, REFUSE, RESET) without reading them",
+}
+
+// buffersWriter is implemented by connections that can write several buffers
+// in one system call (writev), like *net.TCPConn. Wrappers that cannot be
+// detected by net.Buffers (a connection holding read-ahead octets, say) may
+// implement it to keep batched writes.
+type buffersWriter interface {
+	WriteBuffers(v *net.Buffers) (int64, error)
+}
+
+// writer owns the connection for writes. Whoever holds the write token
+// (busy) flushes: usually the writer goroutine, but a Stream.Write that finds
+// the connection free writes its frames itself, saving two goroutine
+// switches per write. Control frames always go first in a batch; DATA frames
+// are taken one per ready stream in turn.
+type writer struct {
+	s            *Session
+	conn         net.Conn
+	batchWriter  buffersWriter // nil: use net.Buffers.WriteTo or one copy
+	canWritev    bool
+	peerMaxFrame atomic.Uint32 // the peer's MAX_FRAME_SIZE
+
+	mu       sync.Mutex // guards the fields below, up to the blank line
+	ctrl     []byte     // encoded control frames waiting, in order
+	peerCtrl int        // frames in ctrl queued in answer to the peer
+	ready    streamQueue
+	busy     bool  // someone holds the write token
+	sealed   bool  // the session ended: nothing new is queued
+	failed   error // the connection failed: nothing more is written
+	flushedC bool  // flushed is closed
+
+	wake    chan struct{} // passes the write token to the writer goroutine
+	flushed chan struct{} // closed once everything queued before seal went out, or writing failed
+
+	// Owned by the token holder.
+	spare   []byte
+	hdrs    []byte
+	bufs    net.Buffers
+	iov     net.Buffers
+	batch   []*Stream
+	done    []*Stream // streams to forget after the batch
+	scratch []byte
+}
+
+func (w *writer) init(s *Session) {
+	w.s = s
+	w.conn = s.conn
+	w.batchWriter, _ = s.conn.(buffersWriter)
+	_, w.canWritev = s.conn.(interface {
+		SyscallConn() (syscall.RawConn, error)
+	})
+	w.peerMaxFrame.Store(frame.DefaultMaxFrameSize)
+	w.wake = make(chan struct{}, 1)
+	w.flushed = make(chan struct{})
+	w.hdrs = make([]byte, 0, maxBatchFrames*frame.HeaderSize)
+}
+
+// run is the writer goroutine. It flushes whenever the token is handed to
+// it, and ends once the session closed the connection.
+func (w *writer) run() {
+	defer w.s.wg.Done()
+	for {
+		select {
+		case <-w.wake:
+			w.flush(nil)
+		case <-w.s.connClosed:
+			return
+		}
+	}
+}
+
+// queueControl appends an encoded control frame. fromPeer marks answers the
+// peer caused; past maxPeerControl of them it returns errControlFlood. After
+// the session ended it drops the frame.
+func (w *writer) queueControl(b []byte, fromPeer bool) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.sealed || w.failed != nil {
+		return nil
+	}
+	if fromPeer {
+		if w.peerCtrl >= maxPeerControl {
+			return errControlFlood
+		}
+		w.peerCtrl++
+	}
+	w.ctrl = append(w.ctrl, b...)
+	w.kickLocked()
+	return nil
+}
+
+// kickLocked hands the token to the writer goroutine if nobody holds it.
+func (w *writer) kickLocked() {
+	if !w.busy {
+		w.busy = true
+		w.wake <- struct{}{} // cannot block: only a token holder sends, and the buffer is drained before the next
+	}
+}
+
+// seal stops new frames from being queued; what is queued still goes out.
+func (w *writer) seal() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.sealed = true
+	if w.busy {
+		return // the holder will see sealed when it runs out of work
+	}
+	if len(w.ctrl) == 0 {
+		w.closeFlushedLocked()
+		return
+	}
+	w.kickLocked()
+}
+
+func (w *writer) closeFlushedLocked() {
+	if !w.flushedC {
+		w.flushedC = true
+		close(w.flushed)
+	}
+}
+
+// submit makes st's pending data (or END_STREAM) eligible for writing. If
+// nobody holds the token, the calling goroutine takes it and writes itself.
+func (w *writer) submit(st *Stream) error {
+	w.mu.Lock()
+	if w.failed != nil || w.sealed {
+		w.mu.Unlock()
+		return w.s.closedErr()
+	}
+	if !st.inReady {
+		st.inReady = true
+		w.ready.push(st)
+	}
+	if w.busy {
+		w.mu.Unlock()
+		return nil
+	}
+	w.busy = true
+	w.mu.Unlock()
+	w.flush(st)
+	return nil
+}
+
+// flush writes batches until nothing is left, or, for a Stream.Write
+// (self != nil), until self's own data is written; then it passes the
+// token on to the writer goroutine if work remains, so that a writer
+// never carries other streams' data for long.
+func (w *writer) flush(self *Stream) {
+	for {
+		w.mu.Lock()
+		if !w.buildLocked() {
+			w.busy = false
+			if w.sealed || w.failed != nil {
+				w.closeFlushedLocked()
+			}
+			w.mu.Unlock()
+			return
+		}
+		w.mu.Unlock()
+
+		err := w.writeBatch()
+		w.completeBatch()
+		if err != nil {
+			w.fail(err)
+			return
+		}
+		if self != nil && self.writtenOut() {
+			w.mu.Lock()
+			if len(w.ctrl) > 0 || w.ready.len() > 0 {
+				w.wake <- struct{}{} // the token passes to the writer goroutine
+			} else {
+				w.busy = false
+				if w.sealed {
+					w.closeFlushedLocked()
+				}
+			}
+			w.mu.Unlock()
+			return
+		}
+	}
+}
+
+// buildLocked gathers the next batch into w.bufs: every queued control
+// frame, then DATA frames, one per ready stream in turn. It reports whether
+// there is anything to write.
+func (w *writer) buildLocked() bool {
+	w.bufs, w.batch, w.done, w.hdrs = w.bufs[:0], w.batch[:0], w.done[:0], w.hdrs[:0]
+	if w.failed != nil {
+		return false
+	}
+	if len(w.ctrl) > 0 {
+		w.ctrl, w.spare = w.spare[:0], w.ctrl
+		w.bufs = append(w.bufs, w.spare)
+		w.peerCtrl = 0
+	}
+	if w.sealed {
+		for w.ready.len() > 0 {
+			w.ready.pop().inReady = false
+		}
+		return len(w.bufs) > 0
+	}
+	maxFrame := int(w.peerMaxFrame.Load())
+	octets := 0
+	for w.ready.len() > 0 && len(w.batch) < maxBatchFrames && octets < maxBatchBytes {
+		st := w.ready.pop()
+		st.mu.Lock()
+		n := min(len(st.pending), maxFrame)
+		var flags frame.Flags
+		if n == len(st.pending) && st.endQueued && !st.writing {
+			// SPEC 4.1: END_STREAM after every byte of every Write that
+			// returned before Close.
+			flags = frame.FlagEndStream
+			st.endQueued, st.sentEnd = false, true
+			if st.recvEnd {
+				w.done = append(w.done, st)
+			}
+		} else if n == 0 {
+			st.mu.Unlock()
+			st.inReady = false
+			continue
+		}
+		data := st.pending[:n]
+		st.pending = st.pending[n:]
+		st.inFlight++
+		more := len(st.pending) > 0
+		st.mu.Unlock()
+
+		start := len(w.hdrs)
+		w.hdrs = frame.AppendFrameHeader(w.hdrs, frame.FrameHeader{Length: uint32(n), Type: frame.FrameData, Flags: flags, StreamID: st.id})
+		w.bufs = append(w.bufs, w.hdrs[start:])
+		if n > 0 {
+			w.bufs = append(w.bufs, data)
+		}
+		w.batch = append(w.batch, st)
+		octets += n
+		if more {
+			w.ready.push(st)
+		} else {
+			st.inReady = false
+		}
+	}
+	return len(w.bufs) > 0
+}
+
+// writeBatch writes w.bufs in one system call where the connection allows.
+func (w *writer) writeBatch() error {
+	w.iov = w.bufs
+	switch {
+	case w.batchWriter != nil:
+		_, err := w.batchWriter.WriteBuffers(&w.iov)
+		return err
+	case w.canWritev || len(w.iov) == 1:
+		_, err := w.iov.WriteTo(w.conn)
+		return err
+	}
+	// One write instead of one per buffer: for TLS that is one record
+	// instead of many, for net.Pipe one handoff.
+	w.scratch = w.scratch[:0]
+	for _, b := range w.iov {
+		w.scratch = append(w.scratch, b...)
+	}
+	_, err := w.conn.Write(w.scratch)
+	if cap(w.scratch) > 4*maxBatchBytes {
+		w.scratch = nil // do not keep a buffer grown by one huge control burst
+	}
+	return err
+}
+
+// completeBatch tells the streams of the batch their frames are out.
+func (w *writer) completeBatch() {
+	if len(w.batch) > 0 {
+		w.s.touch()
+	}
+	for i, st := range w.batch {
+		st.frameWritten()
+		w.batch[i] = nil
+	}
+	for i, st := range w.done {
+		w.s.forget(st)
+		w.done[i] = nil
+	}
+	clear(w.bufs[:cap(w.bufs)])
+}
+
+// fail stops all writing after a connection error and ends the session.
+func (w *writer) fail(err error) {
+	w.mu.Lock()
+	w.failed = err
+	w.busy = false
+	w.ctrl = nil
+	for w.ready.len() > 0 {
+		w.ready.pop().inReady = false
+	}
+	w.closeFlushedLocked()
+	w.mu.Unlock()
+	if errors.Is(err, net.ErrClosed) {
+		err = errors.New("the connection was closed")
+	}
+	w.s.closeWith(&connError{op: "write", err: err}, frame.CodeNoError, "")
+}
+
+// streamQueue is a FIFO of streams, reusing its backing array.
+type streamQueue struct {
+	items []*Stream
+	head  int
+}
+
+func (q *streamQueue) len() int { return len(q.items) - q.head }
+
+func (q *streamQueue) push(st *Stream) {
+	if q.head > 0 && q.head == len(q.items) {
+		q.items, q.head = q.items[:0], 0
+	}
+	q.items = append(q.items, st)
+}
+
+func (q *streamQueue) pop() *Stream {
+	st := q.items[q.head]
+	q.items[q.head] = nil
+	q.head++
+	if q.head > 64 && q.head*2 > len(q.items) {
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items, q.head = q.items[:n], 0
+	}
+	return st
+}
