@@ -142,9 +142,9 @@ func newSession(conn net.Conn, handler httpstream.NewStreamHandler, cfg *Config,
 	s.mu.Unlock()
 
 	s.wg.Add(3)
-	go s.w.run()     // ends when the session closes
-	go s.readLoop()  // ends when the connection is closed
-	go s.monitor()   // ends when the session closes
+	go s.w.run()      // ends when the session closes
+	go s.readLoop()   // ends when the connection is closed
+	go s.monitor()    // ends when the session closes
 	go s.acceptLoop() // ends when the session closes, after the handler in progress returns
 	return s, nil
 }
