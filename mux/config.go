@@ -71,6 +71,12 @@ type Config struct {
 	// the peer to accept or refuse. Default 30s; negative: wait for the
 	// context only.
 	StreamOpenTimeout time.Duration
+	// UnsentLimit caps, on TCP connections, the octets the kernel keeps
+	// queued but not yet sent (TCP_NOTSENT_LOWAT, where the platform has
+	// it), so that a small frame of one stream does not queue behind
+	// megabytes of another's. Default 128 KiB; negative: leave the socket
+	// as it is.
+	UnsentLimit int
 	// Logger receives debug records about session ends and protocol errors.
 	// nil: silent.
 	Logger *slog.Logger
@@ -89,6 +95,7 @@ const (
 	DefaultKeepAliveInterval    = 30 * time.Second
 	DefaultKeepAliveTimeout     = 30 * time.Second
 	DefaultStreamOpenTimeout    = 30 * time.Second
+	DefaultUnsentLimit          = 128 << 10
 )
 
 // DefaultConfig returns a Config with every default filled in.
@@ -104,6 +111,7 @@ func DefaultConfig() Config {
 		KeepAliveInterval:    DefaultKeepAliveInterval,
 		KeepAliveTimeout:     DefaultKeepAliveTimeout,
 		StreamOpenTimeout:    DefaultStreamOpenTimeout,
+		UnsentLimit:          DefaultUnsentLimit,
 	}
 }
 
@@ -140,6 +148,12 @@ func (c *Config) resolve() (Config, error) {
 	r.KeepAliveTimeout = durationOrDefault(r.KeepAliveTimeout, d.KeepAliveTimeout)
 	r.StreamOpenTimeout = durationOrDefault(r.StreamOpenTimeout, d.StreamOpenTimeout)
 	r.IdleTimeout = max(r.IdleTimeout, 0)
+	switch {
+	case r.UnsentLimit == 0:
+		r.UnsentLimit = d.UnsentLimit
+	case r.UnsentLimit < 0:
+		r.UnsentLimit = 0
+	}
 	if r.Logger == nil {
 		r.Logger = slog.New(slog.DiscardHandler)
 	}

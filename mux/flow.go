@@ -101,6 +101,12 @@ func (b *recvBuffer) releaseIfEmpty() {
 	}
 }
 
+// growFactor: a window grows when half of it was read within this many
+// round trips, which settles windows near 2*growFactor times the
+// bandwidth-delay product: enough to keep the sender busy, not so much that
+// one stream's data queues for long in front of another's.
+const growFactor = 2
+
 // defaultRTT stands in for the round-trip time until a PING measured it.
 const defaultRTT = 20 * time.Millisecond
 
@@ -118,11 +124,11 @@ func (st *Stream) creditLocked(n int) uint32 {
 	var grow uint32
 	if b.window < s.cfg.MaxStreamWindow {
 		now := time.Now().UnixNano()
-		rtt := s.rtt.Load()
+		rtt := s.minRTT.Load()
 		if rtt == 0 {
 			rtt = int64(defaultRTT)
 		}
-		if b.lastCredit != 0 && now-b.lastCredit < 2*rtt {
+		if b.lastCredit != 0 && now-b.lastCredit < growFactor*rtt {
 			g := min(b.window, s.cfg.MaxStreamWindow-b.window)
 			if s.windowGrowth.Add(int64(g)) <= int64(s.cfg.MaxSessionWindow) {
 				grow = g

@@ -361,15 +361,22 @@ func (s *Session) handlePing(f *frame.Frame) error {
 	if p != nil && p == s.keepalivePing {
 		s.keepalivePing = nil
 	}
+	if p != nil && p.probe && s.rttProbes < rttProbes && s.err == nil {
+		// The first round trips of a session include its start-up; a
+		// few more, right after, give the idle round-trip time.
+		s.rttProbes++
+		s.sendPingLocked(nil).probe = true
+	}
 	s.mu.Unlock()
 	if p == nil {
 		return nil // SPEC 4.7: an ACK for no outstanding PING is ignored
 	}
 	rtt := time.Since(p.sent)
-	if old := s.rtt.Load(); old == 0 {
-		s.rtt.Store(int64(rtt))
-	} else {
-		s.rtt.Store(old - old/8 + int64(rtt)/8)
+	// The minimum, not an average: under load a PING answer queues behind
+	// data, and auto-tuning on that inflated time would grow windows,
+	// which queues more data, which inflates it further.
+	if old := s.minRTT.Load(); old == 0 || int64(rtt) < old {
+		s.minRTT.Store(int64(rtt))
 	}
 	if p.done != nil {
 		p.done <- rtt

@@ -40,6 +40,7 @@ type Session struct {
 	pingSeq       uint64
 	drained       chan struct{} // closed when a shutting-down session has no streams left
 	keepalivePing *pendingPing  // the monitor's outstanding ping, if any
+	rttProbes     int           // round-trip probes sent after the first
 
 	settingsRecv chan struct{} // closed when the peer's SETTINGS arrived
 	closed       chan bool     // closed when the session ends (CloseChan)
@@ -47,7 +48,7 @@ type Session struct {
 	acceptQ      chan *Stream  // peer-opened streams waiting for the handler
 
 	windowGrowth atomic.Int64 // auto-tuning growth granted, summed over live streams
-	rtt          atomic.Int64 // smoothed round-trip time in ns; 0 until measured
+	minRTT       atomic.Int64 // smallest PING round trip seen, in ns; 0 until measured
 	framesRead   atomic.Uint64
 	idleTimeout  atomic.Int64 // ns; 0: none
 	lastActivity atomic.Int64 // UnixNano of the last stream activity, while idleTimeout > 0
@@ -65,9 +66,14 @@ type peerSettings struct {
 }
 
 type pendingPing struct {
-	sent time.Time
-	done chan time.Duration // nil for keepalive pings; buffered
+	sent  time.Time
+	done  chan time.Duration // nil for keepalive pings; buffered
+	probe bool               // one of the session's first, round-trip probes
 }
+
+// rttProbes is how many PINGs follow the first one, one after the other's
+// answer, to measure the idle round-trip time for window auto-tuning.
+const rttProbes = 3
 
 // Client starts the client end of a session on conn: the side that sent the
 // HTTP request of an upgrade, which opens odd-numbered streams. handler runs
@@ -126,6 +132,9 @@ func newSession(conn net.Conn, handler httpstream.NewStreamHandler, cfg *Config,
 		s.idleTimeout.Store(int64(c.IdleTimeout))
 		s.lastActivity.Store(time.Now().UnixNano())
 	}
+	if c.UnsentLimit > 0 {
+		limitUnsent(conn, c.UnsentLimit)
+	}
 	s.w.init(s)
 	// SPEC 2.2, 2.3: the preface, then SETTINGS, before anything else. A
 	// first PING measures the round trip for window auto-tuning and, with
@@ -139,6 +148,7 @@ func newSession(conn net.Conn, handler httpstream.NewStreamHandler, cfg *Config,
 	), false)
 	s.mu.Lock()
 	s.keepalivePing = s.sendPingLocked(nil)
+	s.keepalivePing.probe = true
 	s.mu.Unlock()
 
 	s.wg.Add(3)

@@ -1,0 +1,139 @@
+package scenario
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+
+	"github.com/httpstream-go/httpstream"
+	"github.com/httpstream-go/httpstream/mux"
+)
+
+// TCP is the baseline: every stream is a TCP connection of its own over
+// loopback.
+type TCP struct{}
+
+// Name returns "tcp".
+func (TCP) Name() string { return "tcp" }
+
+// Notes says how streams map to connections.
+func (TCP) Notes() string { return "one TCP connection per stream" }
+
+// NewPair listens on a loopback port; Open dials it and Accept accepts.
+func (TCP) NewPair() (Pair, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	return &tcpPair{ln: ln}, nil
+}
+
+type tcpPair struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (p *tcpPair) track(c net.Conn) {
+	p.mu.Lock()
+	p.conns = append(p.conns, c)
+	p.mu.Unlock()
+}
+
+func (p *tcpPair) Open() (Stream, error) {
+	c, err := net.Dial("tcp", p.ln.Addr().String())
+	if err != nil {
+		return nil, err
+	}
+	p.track(c)
+	return c.(*net.TCPConn), nil
+}
+
+func (p *tcpPair) Accept() (Stream, error) {
+	c, err := p.ln.Accept()
+	if err != nil {
+		return nil, err
+	}
+	p.track(c)
+	return c.(*net.TCPConn), nil
+}
+
+func (p *tcpPair) Close() error {
+	err := p.ln.Close()
+	p.mu.Lock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+	p.mu.Unlock()
+	return err
+}
+
+// Mux is this library's engine over one loopback TCP connection.
+type Mux struct {
+	Config *mux.Config // nil: defaults
+}
+
+// Name returns "httpstream".
+func (Mux) Name() string { return "httpstream" }
+
+// Notes says which configuration runs.
+func (m Mux) Notes() string {
+	if m.Config == nil {
+		return "mux over one TCP connection, default Config"
+	}
+	return "mux over one TCP connection, custom Config"
+}
+
+// NewPair starts a client and a server session over a loopback connection.
+func (m Mux) NewPair() (Pair, error) {
+	a, b, err := LoopbackTCP()
+	if err != nil {
+		return nil, err
+	}
+	p := &muxPair{accepted: make(chan httpstream.Stream, 1024)}
+	p.server, err = mux.Server(b, func(s httpstream.Stream, _ <-chan struct{}) error {
+		select {
+		case p.accepted <- s:
+			return nil
+		default:
+			return errors.New("benchmark accept queue full")
+		}
+	}, m.Config)
+	if err != nil {
+		a.Close()
+		b.Close()
+		return nil, err
+	}
+	p.client, err = mux.Client(a, nil, m.Config)
+	if err != nil {
+		p.server.Close()
+		a.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+type muxPair struct {
+	client, server *mux.Session
+	accepted       chan httpstream.Stream
+}
+
+func (p *muxPair) Open() (Stream, error) {
+	return p.client.OpenStream(context.Background(), nil)
+}
+
+func (p *muxPair) Accept() (Stream, error) {
+	select {
+	case s := <-p.accepted:
+		return s.(*mux.Stream), nil
+	case <-p.server.CloseChan():
+		return nil, mux.ErrSessionClosed
+	}
+}
+
+func (p *muxPair) Close() error {
+	p.client.Close()
+	return p.server.Close()
+}

@@ -1,0 +1,426 @@
+package scenario
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Bulk moves o.BulkBytes over one stream in o.WriteSize writes. Metric:
+// "MB/s" (higher is better), as the receiver saw it.
+func Bulk(ctx context.Context, tr Transport, o Options) (map[string]float64, error) {
+	p, done, err := openPair(ctx, tr)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	c, s, err := streamPair(p)
+	if err != nil {
+		return nil, err
+	}
+	elapsed, err := transfer(c, s, o.BulkBytes, o.WriteSize)
+	if err != nil {
+		return nil, stuck(ctx, err)
+	}
+	return map[string]float64{"MB/s": mbps(o.BulkBytes, elapsed)}, nil
+}
+
+// BulkN moves o.BulkBytes in total over o.Streams streams at once. Metric:
+// "MB/s", the aggregate.
+func BulkN(ctx context.Context, tr Transport, o Options) (map[string]float64, error) {
+	p, done, err := openPair(ctx, tr)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	type pairOf struct{ c, s Stream }
+	streams := make([]pairOf, o.Streams)
+	for i := range streams {
+		c, s, err := streamPair(p)
+		if err != nil {
+			return nil, err
+		}
+		streams[i] = pairOf{c, s}
+	}
+	per := o.BulkBytes / int64(o.Streams)
+	start := time.Now()
+	errs := make(chan error, o.Streams)
+	for _, sp := range streams {
+		go func() {
+			_, err := transfer(sp.c, sp.s, per, o.WriteSize)
+			errs <- err
+		}()
+	}
+	for range streams {
+		if err := <-errs; err != nil {
+			return nil, stuck(ctx, err)
+		}
+	}
+	return map[string]float64{"MB/s": mbps(per*int64(o.Streams), time.Since(start))}, nil
+}
+
+// transfer writes n bytes to c in size-byte writes, closes c, and reads s
+// to io.EOF; it returns the time until the reader saw EOF.
+func transfer(c, s Stream, n int64, size int) (time.Duration, error) {
+	start := time.Now()
+	werr := make(chan error, 1)
+	go func() {
+		buf := make([]byte, size)
+		for sent := int64(0); sent < n; {
+			k := int(min(int64(size), n-sent))
+			if _, err := c.Write(buf[:k]); err != nil {
+				werr <- fmt.Errorf("write: %w", err)
+				return
+			}
+			sent += int64(k)
+		}
+		werr <- c.Close()
+	}()
+	buf := make([]byte, size)
+	var got int64
+	for {
+		k, err := s.Read(buf)
+		got += int64(k)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read after %d of %d bytes: %w", got, n, err)
+		}
+	}
+	elapsed := time.Since(start)
+	if err := <-werr; err != nil {
+		return 0, err
+	}
+	if got != n {
+		return 0, fmt.Errorf("received %d bytes, sent %d", got, n)
+	}
+	s.Close()
+	return elapsed, nil
+}
+
+// RTT times o.EchoRounds round trips of o.EchoSize bytes on one stream.
+// Metrics: "p50-us", "p99-us" (lower is better).
+func RTT(ctx context.Context, tr Transport, o Options) (map[string]float64, error) {
+	p, done, err := openPair(ctx, tr)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	c, s, err := streamPair(p)
+	if err != nil {
+		return nil, err
+	}
+	go echo(s, o.EchoSize)
+	warm := min(100, o.EchoRounds)
+	samples, err := pingPong(c, o.EchoSize, warm+o.EchoRounds, 0)
+	if err != nil {
+		return nil, stuck(ctx, err)
+	}
+	samples = samples[warm:]
+	return map[string]float64{"p50-us": percentile(samples, 50), "p99-us": percentile(samples, 99)}, nil
+}
+
+// echo writes back every size-byte message read from s until an error.
+func echo(s Stream, size int) {
+	buf := make([]byte, size)
+	for {
+		if _, err := io.ReadFull(s, buf); err != nil {
+			s.Close()
+			return
+		}
+		if _, err := s.Write(buf); err != nil {
+			return
+		}
+	}
+}
+
+// pingPong sends rounds messages of size bytes on c, each after the echo of
+// the previous one (and at least every apart), and returns the round trips.
+func pingPong(c Stream, size, rounds int, every time.Duration) ([]time.Duration, error) {
+	msg, back := make([]byte, size), make([]byte, size)
+	samples := make([]time.Duration, 0, rounds)
+	next := time.Now()
+	for i := 0; i < rounds; i++ {
+		if every > 0 {
+			if d := time.Until(next); d > 0 {
+				time.Sleep(d) // pacing the workload, not waiting for a state
+			}
+			next = next.Add(every)
+		}
+		t0 := time.Now()
+		if _, err := c.Write(msg); err != nil {
+			return nil, fmt.Errorf("echo write %d: %w", i, err)
+		}
+		if _, err := io.ReadFull(c, back); err != nil {
+			return nil, fmt.Errorf("echo read %d: %w", i, err)
+		}
+		samples = append(samples, time.Since(t0))
+	}
+	return samples, nil
+}
+
+// Open runs o.Opens cycles, one after the other, of: open a stream, the
+// server accepts it, echo one byte, both sides close. Metric: "opens/s".
+func Open(ctx context.Context, tr Transport, o Options) (map[string]float64, error) {
+	p, done, err := openPair(ctx, tr)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	serr := make(chan error, 1)
+	go func() {
+		b := make([]byte, 1)
+		for i := 0; i < o.Opens; i++ {
+			s, err := p.Accept()
+			if err != nil {
+				serr <- fmt.Errorf("accept %d: %w", i, err)
+				return
+			}
+			if _, err := io.ReadFull(s, b); err != nil {
+				serr <- fmt.Errorf("server read %d: %w", i, err)
+				return
+			}
+			if _, err := s.Write(b); err != nil {
+				serr <- fmt.Errorf("server write %d: %w", i, err)
+				return
+			}
+			s.Close()
+		}
+		serr <- nil
+	}()
+	start := time.Now()
+	b := []byte{1}
+	for i := 0; i < o.Opens; i++ {
+		c, err := p.Open()
+		if err != nil {
+			return nil, stuck(ctx, fmt.Errorf("open %d: %w", i, err))
+		}
+		if _, err := c.Write(b); err != nil {
+			return nil, stuck(ctx, fmt.Errorf("write %d: %w", i, err))
+		}
+		if _, err := io.ReadFull(c, b); err != nil {
+			return nil, stuck(ctx, fmt.Errorf("read %d: %w", i, err))
+		}
+		c.Close()
+	}
+	elapsed := time.Since(start)
+	if err := <-serr; err != nil {
+		return nil, stuck(ctx, err)
+	}
+	return map[string]float64{"opens/s": float64(o.Opens) / elapsed.Seconds()}, nil
+}
+
+// Interactive echoes o.EchoSize bytes every o.EchoEvery on one stream while
+// another stream sends bulk at full speed, for o.Interactive. Metrics:
+// "p50-us", "p99-us" of the echo (lower is better) and "bulk-MB/s".
+func Interactive(ctx context.Context, tr Transport, o Options) (map[string]float64, error) {
+	p, done, err := openPair(ctx, tr)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	bc, bs, err := streamPair(p)
+	if err != nil {
+		return nil, err
+	}
+	ec, es, err := streamPair(p)
+	if err != nil {
+		return nil, err
+	}
+	go echo(es, o.EchoSize)
+
+	var moved int64
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Add(2)
+	go func() { // bulk sender, until told to stop
+		defer wg.Done()
+		buf := make([]byte, o.WriteSize)
+		for {
+			select {
+			case <-stop:
+				bc.Close()
+				return
+			default:
+			}
+			if _, err := bc.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	go func() { // bulk receiver
+		defer wg.Done()
+		buf := make([]byte, o.WriteSize)
+		for {
+			n, err := bs.Read(buf)
+			moved += int64(n)
+			if err != nil {
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	rounds := int(o.Interactive / o.EchoEvery)
+	samples, err := pingPong(ec, o.EchoSize, rounds, o.EchoEvery)
+	elapsed := time.Since(start)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		return nil, stuck(ctx, err)
+	}
+	return map[string]float64{
+		"p50-us":    percentile(samples, 50),
+		"p99-us":    percentile(samples, 99),
+		"bulk-MB/s": mbps(moved, elapsed),
+	}, nil
+}
+
+// Mem opens o.IdleStreams streams and leaves them idle. Metrics, per stream
+// and both ends together: "heap-B/stream", "stack-B/stream",
+// "goroutines/stream" (lower is better).
+func Mem(ctx context.Context, tr Transport, o Options) (map[string]float64, error) {
+	p, done, err := openPair(ctx, tr)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	// One stream first, so that per-pair buffers are not counted.
+	if _, _, err := streamPair(p); err != nil {
+		return nil, err
+	}
+	before, gBefore := memNow()
+	kept := make([]Stream, 0, 2*o.IdleStreams)
+	for i := 0; i < o.IdleStreams; i++ {
+		c, s, err := streamPair(p)
+		if err != nil {
+			return nil, stuck(ctx, fmt.Errorf("stream %d: %w", i, err))
+		}
+		kept = append(kept, c, s)
+	}
+	after, gAfter := memNow()
+	n := float64(o.IdleStreams)
+	m := map[string]float64{
+		"heap-B/stream":     float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n,
+		"stack-B/stream":    float64(int64(after.StackInuse)-int64(before.StackInuse)) / n,
+		"goroutines/stream": float64(gAfter-gBefore) / n,
+	}
+	runtime.KeepAlive(kept)
+	return m, nil
+}
+
+func memNow() (runtime.MemStats, int) {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms, runtime.NumGoroutine()
+}
+
+// HOL stops reading one stream while its writer keeps writing, and moves
+// o.HOLBytes over a second stream. Metrics: "pass" (1 if the second stream
+// finished within half the time bound, else 0) and "MB/s" of the second
+// stream. A transport without per-stream flow control fails it.
+func HOL(ctx context.Context, tr Transport, o Options) (map[string]float64, error) {
+	p, done, err := openPair(ctx, tr)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	stalled, unread, err := streamPair(p)
+	if err != nil {
+		return nil, err
+	}
+	_ = unread // never read: that is the point
+	go func() {
+		buf := make([]byte, o.WriteSize)
+		for {
+			if _, err := stalled.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	c, s, err := streamPair(p)
+	if err != nil {
+		return map[string]float64{"pass": 0}, nil // could not even open: blocked
+	}
+	type result struct {
+		d   time.Duration
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		d, err := transfer(c, s, o.HOLBytes, o.WriteSize)
+		ch <- result{d, err}
+	}()
+	bound := time.NewTimer(o.Timeout / 2)
+	defer bound.Stop()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, r.err
+		}
+		return map[string]float64{"pass": 1, "MB/s": mbps(o.HOLBytes, r.d)}, nil
+	case <-bound.C:
+		return map[string]float64{"pass": 0}, nil
+	case <-ctx.Done():
+		return map[string]float64{"pass": 0}, nil
+	}
+}
+
+// Allocs moves min(o.BulkBytes, 64 MiB) over one stream and counts what the
+// process allocated meanwhile. Metrics: "B/MiB" and "allocs/MiB" (lower is
+// better).
+func Allocs(ctx context.Context, tr Transport, o Options) (map[string]float64, error) {
+	p, done, err := openPair(ctx, tr)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	c, s, err := streamPair(p)
+	if err != nil {
+		return nil, err
+	}
+	n := min(o.BulkBytes, 64<<20)
+	// Warm up windows and pools with a first transfer on another stream.
+	wc, ws, err := streamPair(p)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := transfer(wc, ws, min(n, 8<<20), o.WriteSize); err != nil {
+		return nil, stuck(ctx, err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, err := transfer(c, s, n, o.WriteSize); err != nil {
+		return nil, stuck(ctx, err)
+	}
+	runtime.ReadMemStats(&after)
+	mib := float64(n) / (1 << 20)
+	return map[string]float64{
+		"B/MiB":      float64(after.TotalAlloc-before.TotalAlloc) / mib,
+		"allocs/MiB": float64(after.Mallocs-before.Mallocs) / mib,
+	}, nil
+}
+
+func mbps(n int64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds() / 1e6
+}
+
+// percentile returns the p-th percentile of samples, in microseconds.
+func percentile(samples []time.Duration, p float64) float64 {
+	if len(samples) == 0 {
+		return 0
+	}
+	s := slices.Clone(samples)
+	slices.Sort(s)
+	i := int(float64(len(s)-1) * p / 100)
+	return float64(s[i]) / float64(time.Microsecond)
+}

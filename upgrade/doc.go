@@ -1,0 +1,27 @@
+// Package upgrade turns an HTTP/1.1 request into a multiplexed streaming
+// connection with "Connection: Upgrade" and "Upgrade: httpstream/1", and
+// back: it binds the engine of package mux to HTTP, the way Kubernetes'
+// spdy package binds SPDY for kubectl exec and port-forward.
+//
+// On the server, a [httpstream.ResponseUpgrader] from [NewResponseUpgrader]
+// checks the request's headers, answers "101 Switching Protocols", takes
+// over the connection and runs the server side of a mux session on it.
+// Servers usually negotiate a sub-protocol with [httpstream.Handshake]
+// first.
+//
+// On the client, a [RoundTripper] dials the server (TCP, or TLS offering
+// only HTTP/1.1 by ALPN), directly or through an http, https or socks5
+// proxy, sends the request with the upgrade headers added and returns the
+// response; its NewConnection starts the client side of the session on a
+// 101, and turns any other answer into an error carrying the server's
+// message. [NewDialer] does both in one call and negotiates the
+// sub-protocol, as Kubernetes' spdy.NewDialer does.
+//
+// After the upgrade the side that sent the request is the mux client and
+// the side that answered is the mux server; either may open streams. The
+// request's context bounds everything up to the 101 and nothing after it.
+//
+// The package reads the environment in one place only: a RoundTripper
+// without a Proxier takes its proxy settings from HTTP_PROXY, HTTPS_PROXY
+// and NO_PROXY, as net/http does.
+package upgrade

@@ -1,0 +1,63 @@
+package upgrade
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"testing"
+	"time"
+)
+
+func TestUpgradesLeaveNoGoroutinesBehind(t *testing.T) {
+	before := runtime.NumGoroutine()
+
+	// Everything a client does, in a subtest whose cleanups (servers,
+	// proxies, connections) have all run when it returns.
+	t.Run("upgrades, refusals and cancellations", func(t *testing.T) {
+		srv, tlsConfig := newTestServer(t, newEchoServer(t), true)
+		proxy := &connectProxy{}
+		socks := &socksServer{}
+		for _, proxyURL := range []*url.URL{
+			nil,
+			{Scheme: "http", Host: proxy.start(t, nil)},
+			{Scheme: "socks5", Host: socks.start(t)},
+		} {
+			proxier := noProxy
+			if proxyURL != nil {
+				proxier = http.ProxyURL(proxyURL)
+			}
+			rt := mustRoundTripper(t, RoundTripperConfig{TLS: tlsConfig, Proxier: proxier})
+			assertEcho(t, upgradeTo(t, rt, srv.URL))
+		}
+
+		refusing, _ := newTestServer(t, http.NotFoundHandler(), false)
+		rt := directRoundTripper(t, nil)
+		if _, err := dialUpgrade(rt, refusing.URL); err == nil {
+			t.Error("an upgrade to a server that refuses succeeded")
+		}
+
+		addr, reached := stalledServer(t, readsARequest)
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr, nil)
+		done := roundTripInBackground(rt, req)
+		within(t, "the stalled server to get the request", reached)
+		cancel()
+		within(t, "RoundTrip to return after cancel", done)
+	})
+
+	// Sessions end asynchronously after Close; give them a bounded while.
+	deadline := time.After(testTimeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for runtime.NumGoroutine() > before {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			_ = pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
+			t.Fatalf("%d goroutines before, %d after everything closed", before, runtime.NumGoroutine())
+		}
+	}
+}
