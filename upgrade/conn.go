@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 )
 
 // bufferedConn is a net.Conn whose first reads come from a bufio.Reader that
@@ -19,6 +20,7 @@ import (
 type bufferedConn struct {
 	net.Conn
 	buffered *bufio.Reader // drained first; never asked to read the connection again
+	joined   []byte        // WriteBuffers' buffer; the session writes from one goroutine at a time
 }
 
 // withBuffered returns conn itself when r holds nothing, so the common case
@@ -39,6 +41,24 @@ func (c *bufferedConn) Read(p []byte) (int, error) {
 		return c.buffered.Read(p)
 	}
 	return c.Conn.Read(p)
+}
+
+// WriteBuffers lets a session write a batch of frames in one system call
+// (writev) through the wrapper, as it would on the bare connection: package
+// mux looks for this method because net.Buffers cannot see through a
+// wrapper. Below a connection without writev (TLS), the batch is joined
+// first, so it still makes one write, not one per frame.
+func (c *bufferedConn) WriteBuffers(v *net.Buffers) (int64, error) {
+	if _, ok := c.Conn.(syscall.Conn); ok {
+		return v.WriteTo(c.Conn)
+	}
+	c.joined = c.joined[:0]
+	for _, b := range *v {
+		c.joined = append(c.joined, b...)
+	}
+	*v = nil
+	n, err := c.Conn.Write(c.joined)
+	return int64(n), err
 }
 
 // upgradedBody is the Body of a 101 response returned by RoundTrip. It holds
