@@ -30,7 +30,7 @@ func (s *Session) acceptLoop() {
 				st.failLocked(&refusedError{streamID: st.id, code: frame.CodeRefused, reason: err.Error()}, true)
 			}
 			st.mu.Unlock()
-			s.w.queueControl(frame.AppendRefuse(nil, st.id, frame.CodeRefused, err.Error()), false)
+			s.w.queueControl(frame.AppendRefuse(nil, st.id, frame.CodeRefused, err.Error()))
 			s.forget(st)
 			continue
 		}
@@ -44,7 +44,7 @@ func (s *Session) acceptLoop() {
 // the peer never sees DATA before ACCEPT (SPEC 6.2).
 func (st *Stream) accept() {
 	var b [frame.HeaderSize]byte
-	st.sess.w.queueControl(frame.AppendAccept(b[:0], st.id), false)
+	st.sess.w.queueControl(frame.AppendAccept(b[:0], st.id))
 	st.mu.Lock()
 	if st.err != nil {
 		st.mu.Unlock()

@@ -1,99 +1,101 @@
-package mux
+package mux_test
 
 import (
-	"io"
-	"net"
-	"net/http"
+	"context"
 	"testing"
 	"time"
 
-	"github.com/httpstream-go/httpstream"
+	"github.com/httpstream-go/httpstream/bench/scenario"
+	"github.com/httpstream-go/httpstream/mux"
 )
 
-// tcpPair returns the two ends of a loopback TCP connection.
-func tcpPair(tb testing.TB) (net.Conn, net.Conn) {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// The benchmarks run a scenario of bench/scenario on this engine and on raw
+// TCP (a connection per stream) in the same run, and report both and their
+// ratio with b.ReportMetric. They are sized by b.N where the scenario allows.
+// `go run ./bench` is the full report; these are the fine-grained tool:
+//
+//	go test -run '^$' -bench . -benchtime 2000x ./mux
+
+var (
+	muxTransport = scenario.Mux{Config: &mux.Config{MaxConcurrentStreams: 1 << 20}}
+	tcpTransport = scenario.TCP{}
+)
+
+func runBoth(b *testing.B, s func(context.Context, scenario.Transport, scenario.Options) (map[string]float64, error), o scenario.Options) (m, t map[string]float64) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(b.Context(), 2*time.Minute)
+	defer cancel()
+	b.StopTimer()
+	t, err := s(ctx, tcpTransport, o)
 	if err != nil {
-		tb.Fatal(err)
+		b.Fatalf("tcp: %v", err)
 	}
-	defer ln.Close()
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		c, err := ln.Accept()
-		ch <- result{c, err}
-	}()
-	a, err := net.Dial("tcp", ln.Addr().String())
+	b.StartTimer()
+	m, err = s(ctx, muxTransport, o)
 	if err != nil {
-		tb.Fatal(err)
+		b.Fatalf("mux: %v", err)
 	}
-	r := <-ch
-	if r.err != nil {
-		tb.Fatal(r.err)
-	}
-	return a, r.c
+	return m, t
 }
 
-// bulk sends n writes of size octets from w to r and returns the elapsed time.
-func bulk(tb testing.TB, w io.Writer, r io.Reader, n, size int) time.Duration {
-	buf := make([]byte, size)
-	done := make(chan error, 1)
-	start := time.Now()
-	go func() {
-		for range n {
-			if _, err := w.Write(buf); err != nil {
-				done <- err
-				return
-			}
-		}
-		done <- nil
-	}()
-	rbuf := make([]byte, size)
-	if _, err := io.ReadFull(r, make([]byte, 0)); err != nil {
-		tb.Fatal(err)
+func report(b *testing.B, m, t map[string]float64, metric, unit string, higherIsBetter bool) {
+	b.ReportMetric(m[metric], unit)
+	b.ReportMetric(t[metric], "tcp-"+unit)
+	if t[metric] > 0 {
+		b.ReportMetric(m[metric]/t[metric], "x-tcp-"+unit)
 	}
-	total := n * size
-	for got := 0; got < total; {
-		k, err := r.Read(rbuf)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		got += k
-	}
-	if err := <-done; err != nil {
-		tb.Fatal(err)
-	}
-	return time.Since(start)
 }
 
 func BenchmarkBulk(b *testing.B) {
-	const size = 32 << 10
-	ta, tb := tcpPair(b)
-	defer ta.Close()
-	defer tb.Close()
+	o := scenario.Default()
+	o.BulkBytes = int64(b.N) * int64(o.WriteSize)
+	b.SetBytes(int64(o.WriteSize))
+	m, t := runBoth(b, scenario.Bulk, o)
+	report(b, m, t, "MB/s", "MB/s", true)
+}
 
-	ca, cb := tcpPair(b)
-	accepted := make(chan httpstream.Stream, 1)
-	srv, _ := Server(cb, func(st httpstream.Stream, _ <-chan struct{}) error { accepted <- st; return nil }, nil)
-	cli, _ := Client(ca, nil, nil)
-	defer cli.Close()
-	defer srv.Close()
-	st, err := cli.OpenStream(b.Context(), http.Header{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	peer := <-accepted
-	bulk(b, st, peer, 64, size) // warm up windows and pools
+func BenchmarkBulk16Streams(b *testing.B) {
+	o := scenario.Default()
+	o.BulkBytes = int64(b.N) * int64(o.WriteSize)
+	b.SetBytes(int64(o.WriteSize))
+	m, t := runBoth(b, scenario.BulkN, o)
+	report(b, m, t, "MB/s", "MB/s", true)
+}
 
-	b.SetBytes(size)
-	b.ReportAllocs()
-	b.ResetTimer()
-	muxTime := bulk(b, st, peer, b.N, size)
-	b.StopTimer()
-	tcpTime := bulk(b, ta, tb, b.N, size)
-	b.ReportMetric(float64(tcpTime)/float64(muxTime), "x-tcp")
+func BenchmarkEcho64(b *testing.B) {
+	o := scenario.Default()
+	o.EchoRounds = b.N
+	m, t := runBoth(b, scenario.RTT, o)
+	report(b, m, t, "p50-us", "p50-us", false)
+	report(b, m, t, "p99-us", "p99-us", false)
+}
+
+func BenchmarkOpenEchoClose(b *testing.B) {
+	o := scenario.Default()
+	o.Opens = b.N
+	m, t := runBoth(b, scenario.Open, o)
+	report(b, m, t, "opens/s", "opens/s", true)
+}
+
+func BenchmarkInteractiveUnderBulk(b *testing.B) {
+	o := scenario.Default()
+	o.Interactive = time.Duration(b.N) * o.EchoEvery
+	m, t := runBoth(b, scenario.Interactive, o)
+	report(b, m, t, "p99-us", "p99-us", false)
+	report(b, m, t, "bulk-MB/s", "bulk-MB/s", true)
+}
+
+func BenchmarkIdleStreamMemory(b *testing.B) {
+	o := scenario.Default()
+	o.IdleStreams = max(b.N, 100)
+	m, t := runBoth(b, scenario.Mem, o)
+	report(b, m, t, "heap-B/stream", "heap-B/stream", false)
+}
+
+func BenchmarkAllocsPerMiB(b *testing.B) {
+	o := scenario.Default()
+	o.BulkBytes = max(int64(b.N)*int64(o.WriteSize), 8<<20)
+	m, t := runBoth(b, scenario.Allocs, o)
+	report(b, m, t, "B/MiB", "B/MiB", false)
+	report(b, m, t, "allocs/MiB", "allocs/MiB", false)
 }

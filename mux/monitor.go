@@ -62,6 +62,9 @@ func (s *Session) monitor() {
 		select {
 		case <-timer.C:
 		case <-s.idleChanged:
+		case <-s.w.overflow:
+			s.closeWith(&protocolError{byPeer: true, err: errControlFlood}, errControlFlood.Code, errControlFlood.Reason)
+			return
 		case <-s.closed:
 			return
 		}

@@ -264,12 +264,11 @@ func (s *Session) checkNewPeerID(id uint32) error {
 	return nil
 }
 
-// refuse answers an OPEN with REFUSE. It counts as an answer the peer
-// caused, so a flood of opens that the peer does not read the answers to
-// ends the session (SPEC 10.2).
+// refuse answers an OPEN with REFUSE.
 func (s *Session) refuse(id uint32, code frame.ErrCode, reason string) error {
 	var b [frame.HeaderSize + 4 + frame.MaxReasonBytes]byte
-	return s.w.queueControl(frame.AppendRefuse(b[:0], id, code, reason), true)
+	s.w.queueControl(frame.AppendRefuse(b[:0], id, code, reason))
+	return nil
 }
 
 // streamFor finds the stream a control frame is for. nil with a nil error
@@ -349,7 +348,8 @@ func (s *Session) handleReset(f *frame.Frame) error {
 func (s *Session) handlePing(f *frame.Frame) error {
 	if !f.Flags.Has(frame.FlagAck) {
 		var b [frame.HeaderSize + 8]byte
-		return s.w.queueControl(frame.AppendPing(b[:0], frame.FlagAck, f.PingData), true)
+		s.w.queueControl(frame.AppendPing(b[:0], frame.FlagAck, f.PingData))
+		return nil
 	}
 	var id uint64
 	for _, c := range f.PingData {

@@ -139,13 +139,13 @@ func newSession(conn net.Conn, handler httpstream.NewStreamHandler, cfg *Config,
 	// SPEC 2.2, 2.3: the preface, then SETTINGS, before anything else. A
 	// first PING measures the round trip for window auto-tuning and, with
 	// keepalive on, catches a peer that never answers.
-	s.w.queueControl([]byte(frame.Preface), false)
+	s.w.queueControl([]byte(frame.Preface))
 	s.w.queueControl(frame.AppendSettings(nil,
 		frame.Setting{ID: frame.SettingMaxFrameSize, Value: uint32(c.MaxFrameSize)},
 		frame.Setting{ID: frame.SettingInitialStreamWindow, Value: c.InitialStreamWindow},
 		frame.Setting{ID: frame.SettingMaxHeaderBytes, Value: uint32(c.MaxHeaderBytes)},
 		frame.Setting{ID: frame.SettingMaxConcurrentStreams, Value: uint32(c.MaxConcurrentStreams)},
-	), false)
+	))
 	s.mu.Lock()
 	s.keepalivePing = s.sendPingLocked(nil)
 	s.keepalivePing.probe = true
@@ -249,7 +249,7 @@ func (s *Session) openLocal(block []byte, headers http.Header) (*Stream, error) 
 	st := newStream(s, id, headers, true)
 	s.streams[id] = st
 	frame.AppendFrameHeader(block[:0], frame.FrameHeader{Length: uint32(n), Type: frame.FrameOpen, StreamID: id})
-	s.w.queueControl(block, false)
+	s.w.queueControl(block)
 	s.touch()
 	return st, nil
 }
@@ -280,7 +280,7 @@ func (s *Session) Shutdown(ctx context.Context) error {
 	if !s.goAwaySent {
 		s.goAwaySent = true
 		s.drained = make(chan struct{})
-		s.w.queueControl(frame.AppendGoAway(nil, s.lastPeerID, frame.CodeNoError, "shutting down"), false)
+		s.w.queueControl(frame.AppendGoAway(nil, s.lastPeerID, frame.CodeNoError, "shutting down"))
 	}
 	if len(s.streams) == 0 {
 		s.closeDrainedLocked()
@@ -380,7 +380,7 @@ func (s *Session) sendPingLocked(done chan time.Duration) *pendingPing {
 	s.pings[s.pingSeq] = p
 	var data [8]byte
 	putUint64(data[:], s.pingSeq)
-	s.w.queueControl(frame.AppendPing(nil, 0, data), false)
+	s.w.queueControl(frame.AppendPing(nil, 0, data))
 	return p
 }
 
@@ -433,7 +433,7 @@ func (s *Session) closeWith(cause error, code frame.ErrCode, reason string) {
 	clear(s.pings)
 	sendGoAway := code != frame.CodeNoError
 	if sendGoAway {
-		s.w.queueControl(frame.AppendGoAway(nil, s.lastPeerID, code, reason), false)
+		s.w.queueFinal(frame.AppendGoAway(nil, s.lastPeerID, code, reason))
 	}
 	s.w.seal() // nothing but what is queued goes out from now on
 	s.mu.Unlock()

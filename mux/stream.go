@@ -155,7 +155,7 @@ func (st *Stream) creditAndUnlock(n int) error {
 	}
 	st.mu.Unlock()
 	var b [frame.HeaderSize + 4]byte
-	st.sess.w.queueControl(frame.AppendWindowUpdate(b[:0], st.id, inc), false)
+	st.sess.w.queueControl(frame.AppendWindowUpdate(b[:0], st.id, inc))
 	st.mu.Lock()
 	return nil
 }
@@ -296,7 +296,7 @@ func (st *Stream) resetWith(code frame.ErrCode, reason string) {
 	st.mu.Unlock()
 	if !done {
 		var b [frame.HeaderSize + 4 + frame.MaxReasonBytes]byte
-		st.sess.w.queueControl(frame.AppendReset(b[:0], st.id, code, reason), false)
+		st.sess.w.queueControl(frame.AppendReset(b[:0], st.id, code, reason))
 	}
 	st.sess.touch()
 	st.sess.forget(st)
@@ -330,8 +330,7 @@ func (st *Stream) failLocked(err error, discard bool) {
 		st.recv.drop()
 		st.readN = 0
 	}
-	st.pending = nil // a Write still waiting gives its slice back
-	st.endQueued = false
+	st.endQueued = false // a Write still waiting takes its pending slice back
 	if st.dl != nil {
 		stopTimer(st.dl.readTimer)
 		stopTimer(st.dl.writeTimer)

@@ -2,6 +2,7 @@ package mux
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -17,15 +18,16 @@ const (
 	maxBatchBytes  = 256 << 10
 )
 
-// maxPeerControl caps the control frames queued in answer to the peer (PING
-// ACKs, REFUSEs, RESETs) while they wait to be written. A peer that makes us
-// queue more is not reading (SPEC 10.2): the session ends with
-// ENHANCE_YOUR_CALM rather than buffer without bound.
-const maxPeerControl = 1024
+// maxQueuedControl caps the control frames (PING answers, window updates,
+// accepts, refusals, resets) waiting to be written. They pile up only when
+// the peer does not read while it keeps making us answer; past the cap the
+// session ends with ENHANCE_YOUR_CALM rather than buffer without bound
+// (SPEC 10.2), as HTTP/2 servers do.
+const maxQueuedControl = 4096
 
 var errControlFlood = &frame.SessionError{
 	Code:   frame.CodeEnhanceYourCalm,
-	Reason: "the peer made this side queue more than 1024 answers (PING ACK, REFUSE, RESET) without reading them",
+	Reason: fmt.Sprintf("more than %d control frames waiting to be written: the peer does not read", maxQueuedControl),
 }
 
 // buffersWriter is implemented by connections that can write several buffers
@@ -48,17 +50,18 @@ type writer struct {
 	canWritev    bool
 	peerMaxFrame atomic.Uint32 // the peer's MAX_FRAME_SIZE
 
-	mu       sync.Mutex // guards the fields below, up to the blank line
-	ctrl     []byte     // encoded control frames waiting, in order
-	peerCtrl int        // frames in ctrl queued in answer to the peer
-	ready    streamQueue
-	busy     bool  // someone holds the write token
-	sealed   bool  // the session ended: nothing new is queued
-	failed   error // the connection failed: nothing more is written
-	flushedC bool  // flushed is closed
+	mu        sync.Mutex // guards the fields below, up to the blank line
+	ctrl      []byte     // encoded control frames waiting, in order
+	ctrlCount int        // frames in ctrl
+	ready     streamQueue
+	busy      bool  // someone holds the write token
+	sealed    bool  // the session ended: nothing new is queued
+	failed    error // the connection failed: nothing more is written
+	flushedC  bool  // flushed is closed
 
-	wake    chan struct{} // passes the write token to the writer goroutine
-	flushed chan struct{} // closed once everything queued before seal went out, or writing failed
+	wake     chan struct{} // passes the write token to the writer goroutine
+	flushed  chan struct{} // closed once everything queued before seal went out, or writing failed
+	overflow chan struct{} // closed when ctrl reached maxQueuedControl; the monitor ends the session
 
 	// Owned by the token holder.
 	spare   []byte
@@ -80,6 +83,7 @@ func (w *writer) init(s *Session) {
 	w.peerMaxFrame.Store(frame.DefaultMaxFrameSize)
 	w.wake = make(chan struct{}, 1)
 	w.flushed = make(chan struct{})
+	w.overflow = make(chan struct{})
 	w.hdrs = make([]byte, 0, maxBatchFrames*frame.HeaderSize)
 }
 
@@ -97,24 +101,38 @@ func (w *writer) run() {
 	}
 }
 
-// queueControl appends an encoded control frame. fromPeer marks answers the
-// peer caused; past maxPeerControl of them it returns errControlFlood. After
-// the session ended it drops the frame.
-func (w *writer) queueControl(b []byte, fromPeer bool) error {
+// queueControl appends an encoded control frame. Past maxQueuedControl
+// waiting frames it drops the frame and signals overflow: the session is
+// ending. After the session ended it drops the frame.
+func (w *writer) queueControl(b []byte) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.sealed || w.failed != nil {
-		return nil
+		return
 	}
-	if fromPeer {
-		if w.peerCtrl >= maxPeerControl {
-			return errControlFlood
+	if w.ctrlCount >= maxQueuedControl {
+		select {
+		case <-w.overflow:
+		default:
+			close(w.overflow)
 		}
-		w.peerCtrl++
+		return
+	}
+	w.ctrlCount++
+	w.ctrl = append(w.ctrl, b...)
+	w.kickLocked()
+}
+
+// queueFinal queues the closing GOAWAY, whatever the cap: it is the last
+// frame, and the one that tells the peer why.
+func (w *writer) queueFinal(b []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.sealed || w.failed != nil {
+		return
 	}
 	w.ctrl = append(w.ctrl, b...)
 	w.kickLocked()
-	return nil
 }
 
 // kickLocked hands the token to the writer goroutine if nobody holds it.
@@ -219,7 +237,7 @@ func (w *writer) buildLocked() bool {
 	if len(w.ctrl) > 0 {
 		w.ctrl, w.spare = w.spare[:0], w.ctrl
 		w.bufs = append(w.bufs, w.spare)
-		w.peerCtrl = 0
+		w.ctrlCount = 0
 	}
 	if w.sealed {
 		for w.ready.len() > 0 {
@@ -232,6 +250,12 @@ func (w *writer) buildLocked() bool {
 	for w.ready.len() > 0 && len(w.batch) < maxBatchFrames && octets < maxBatchBytes {
 		st := w.ready.pop()
 		st.mu.Lock()
+		if st.err != nil {
+			// Ended: its Write takes back what is pending.
+			st.mu.Unlock()
+			st.inReady = false
+			continue
+		}
 		n := min(len(st.pending), maxFrame)
 		var flags frame.Flags
 		if n == len(st.pending) && st.endQueued && !st.writing {

@@ -1,0 +1,223 @@
+package mux
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"runtime"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/httpstream-go/httpstream"
+	"github.com/httpstream-go/httpstream/frame"
+)
+
+// tcpSessions returns a client and a server session over loopback TCP and a
+// channel of the streams the server accepts.
+func tcpSessions(t testing.TB, cfg *Config) (*Session, *Session, chan *Stream) {
+	t.Helper()
+	a, b := tcpPair(t)
+	accepted := make(chan *Stream, 64)
+	srv, err := Server(b, func(st httpstream.Stream, _ <-chan struct{}) error {
+		accepted <- st.(*Stream)
+		return nil
+	}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := Client(a, nil, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close(); srv.Close() })
+	return cli, srv, accepted
+}
+
+func TestReadAndWriteAllocateNothingInSteadyState(t *testing.T) {
+	cli, _, accepted := tcpSessions(t, nil)
+	st, err := cli.OpenStream(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := <-accepted
+	out, in := make([]byte, 32<<10), make([]byte, 32<<10)
+	cycle := func() {
+		if _, err := st.Write(out); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(peer, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 64 { // warm up windows and buffer pools
+		cycle()
+	}
+	if n := testing.AllocsPerRun(200, cycle); n != 0 {
+		t.Fatalf("%v allocations per 32 KiB Write+Read, want 0", n)
+	}
+}
+
+func TestWritesNeverExceedThePeersWindow(t *testing.T) {
+	// The raw peer grants 1 MiB (its SETTINGS) ; the session must stop
+	// there and wait for WINDOW_UPDATE, however much the application writes.
+	s, p := newRawPeer(t, true, nil, nil)
+	opened := make(chan *Stream, 1)
+	go func() {
+		st, err := s.OpenStream(t.Context(), nil)
+		if err != nil {
+			t.Error(err)
+		}
+		opened <- st
+	}()
+	f := p.next()
+	if f.Type != frame.FrameOpen {
+		t.Fatalf("got %v, want OPEN", f)
+	}
+	p.send(frame.AppendAccept(nil, f.StreamID))
+	st := <-opened
+	const window = 1 << 20
+	wrote := make(chan int, 1)
+	go func() {
+		st.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		n, _ := st.Write(make([]byte, 3*window))
+		wrote <- n
+	}()
+	got := 0
+	for got < window {
+		f := p.next()
+		if f.Type != frame.FrameData {
+			t.Fatalf("got %v, want DATA", f)
+		}
+		got += len(f.Data)
+	}
+	if got != window {
+		t.Fatalf("received %d octets before any WINDOW_UPDATE, the window is %d", got, window)
+	}
+	// Now credit exactly one more MiB: that much more arrives, no more.
+	p.send(frame.AppendWindowUpdate(nil, f.StreamID, window))
+	for got < 2*window {
+		got += len(p.next().Data)
+	}
+	st.SetWriteDeadline(time.Now()) // the rest cannot go out: the Write gives up
+	if n := <-wrote; n != 2*window {
+		t.Fatalf("Write reported %d octets written, %d went out", n, 2*window)
+	}
+}
+
+func TestPeerThatFillsEveryWindowCannotGrowTheHeapPastTheBound(t *testing.T) {
+	const streams, window = 64, 64 << 10
+	cfg := &Config{InitialStreamWindow: window, MaxFrameSize: 16 << 10}
+	s, p := newRawPeer(t, false, func(*Stream) {}, cfg)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	chunk := make([]byte, 16<<10)
+	for i := range streams {
+		id := uint32(2*i + 1)
+		p.send(openFrame(id, nil))
+		if f := p.next(); f.Type != frame.FrameAccept {
+			t.Fatalf("got %v, want ACCEPT", f)
+		}
+		for range window / len(chunk) {
+			p.send(frame.AppendData(nil, id, 0, chunk))
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	growth := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	// The bound of Config's doc: buffers at most twice the windows, plus
+	// about a kilobyte of bookkeeping per stream.
+	bound := int64(streams * (2*window + 1024))
+	t.Logf("heap grew %d KiB for %d streams with full %d KiB windows (bound %d KiB)", growth>>10, streams, window>>10, bound>>10)
+	if growth > bound {
+		t.Fatalf("heap grew %d octets, more than the bound %d", growth, bound)
+	}
+	// One octet more on any stream is past its window: the session ends.
+	p.send(frame.AppendData(nil, 1, 0, []byte{0}))
+	p.expectGoAway(frame.CodeFlowControlError)
+	waitClosed(t, s)
+}
+
+func TestWindowsGrowOnlyForFastReaders(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		pause time.Duration // between reads of each half-window
+		grows bool
+	}{
+		{"a reader that keeps up grows its window", 0, true},
+		{"a reader that pauses keeps its window", time.Second, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cfg := &Config{InitialStreamWindow: 64 << 10, MaxStreamWindow: 1 << 20, KeepAliveInterval: -1}
+				cli, srv, accepted := pipeSessions(t, cfg)
+				st, err := cli.OpenStream(t.Context(), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				peer := <-accepted
+				go func() {
+					st.Write(make([]byte, 4<<20))
+					st.Close()
+				}()
+				buf := make([]byte, 32<<10)
+				for {
+					if _, err := io.ReadFull(peer, buf); err != nil {
+						break
+					}
+					time.Sleep(tt.pause)
+				}
+				peer.mu.Lock()
+				window := peer.recv.window
+				peer.mu.Unlock()
+				if grew := window > 64<<10; grew != tt.grows {
+					t.Fatalf("window ended at %d KiB", window>>10)
+				}
+				if window > 1<<20 {
+					t.Fatalf("window %d KiB is past MaxStreamWindow", window>>10)
+				}
+				_ = srv
+			})
+		})
+	}
+}
+
+// pipeSessions is tcpSessions over net.Pipe, usable inside a synctest bubble.
+func pipeSessions(t testing.TB, cfg *Config) (*Session, *Session, chan *Stream) {
+	t.Helper()
+	a, b := netPipe()
+	accepted := make(chan *Stream, 64)
+	srv, err := Server(b, func(st httpstream.Stream, _ <-chan struct{}) error {
+		accepted <- st.(*Stream)
+		return nil
+	}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := Client(a, nil, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close(); srv.Close() })
+	return cli, srv, accepted
+}
+
+func TestReadDeadlineInterruptsABlockedRead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cli, _, accepted := pipeSessions(t, &Config{KeepAliveInterval: -1})
+		st, err := cli.OpenStream(t.Context(), http.Header{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-accepted
+		st.SetReadDeadline(time.Now().Add(time.Second))
+		start := time.Now()
+		_, err = st.Read(make([]byte, 1))
+		if !errors.Is(err, os.ErrDeadlineExceeded) || time.Since(start) != time.Second {
+			t.Fatalf("Read returned %v after %v, want a deadline error after 1s", err, time.Since(start))
+		}
+	})
+}
+
