@@ -220,4 +220,3 @@ func TestReadDeadlineInterruptsABlockedRead(t *testing.T) {
 		}
 	})
 }
-
