@@ -26,6 +26,8 @@ func (s *Session) readLoop() {
 	case errors.Is(err, frame.ErrBadPreface), errors.Is(err, frame.ErrVersionMismatch):
 		// SPEC 2.2: the peer does not speak this protocol: no GOAWAY.
 		s.closeWith(err, frame.CodeNoError, "")
+	case err == nil:
+		// The session ended elsewhere first.
 	case errors.Is(err, errPeerClosed):
 		s.closeWith(err, frame.CodeNoError, "")
 	case errors.Is(err, io.EOF):
@@ -62,6 +64,9 @@ func (s *Session) readFrames() error {
 		h, err := s.fr.ReadFrameHeader()
 		if err != nil {
 			return err
+		}
+		if s.isClosed() {
+			return nil // frames still in flight after the end are not acted on
 		}
 		s.framesRead.Add(1)
 		if !h.Type.Known() {
@@ -217,6 +222,9 @@ func (s *Session) handleOpen(f *frame.Frame) error {
 	s.mu.Lock()
 	reason, code := "", frame.CodeNoError
 	switch {
+	case s.err != nil:
+		s.mu.Unlock()
+		return nil // the session has ended: nobody will serve it
 	case s.goAwaySent:
 		code, reason = frame.CodeGoingAway, "the session is shutting down"
 	case s.handler == nil:

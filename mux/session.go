@@ -390,6 +390,15 @@ func (s *Session) LocalAddr() net.Addr { return s.conn.LocalAddr() }
 // RemoteAddr returns the remote address of the session's connection.
 func (s *Session) RemoteAddr() net.Addr { return s.conn.RemoteAddr() }
 
+func (s *Session) isClosed() bool {
+	select {
+	case <-s.closed:
+		return true
+	default:
+		return false
+	}
+}
+
 // closedErr returns the sticky error, for calls after the end.
 func (s *Session) closedErr() error {
 	s.mu.Lock()

@@ -1,0 +1,526 @@
+package fuzz
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"runtime/metrics"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/httpstream-go/httpstream"
+	"github.com/httpstream-go/httpstream/frame"
+	"github.com/httpstream-go/httpstream/mux"
+)
+
+// The engine targets run a real session (mux.Server, or mux.Client) against
+// a peer whose frames come from the fuzz input: a small program of opens,
+// data (within and past windows), resets, window updates, pings, goaways,
+// settings, unknown frames and raw garbage. Properties checked for every
+// input:
+//   - no panic, and no deadlock: after the program the session either has
+//     ended or answers a PING within a bound;
+//   - the heap does not grow past a bound derived from the Config;
+//   - once both ends are closed, the goroutines are back to their number
+//     before the run;
+//   - if every frame the program sent followed the SPEC, each stream the
+//     peer half-closed delivered exactly the bytes sent on it.
+
+// engineConfig has small limits, so that inputs reach them cheaply.
+var engineConfig = mux.Config{
+	MaxFrameSize:         1024,
+	InitialStreamWindow:  4096,
+	MaxStreamWindow:      16 << 10,
+	MaxSessionWindow:     64 << 10,
+	MaxConcurrentStreams: 8,
+	AcceptBacklog:        4,
+	MaxHeaderBytes:       512,
+	KeepAliveInterval:    -1,
+	StreamOpenTimeout:    time.Second,
+}
+
+// heapBound is far above what the Config allows a peer to make the session
+// hold (8 streams of at most 16 KiB windows, twice over, plus headers and
+// bookkeeping), and far below what a missing limit would cost.
+const heapBound = 8 << 20
+
+func FuzzServerEngine(f *testing.F) { fuzzEngine(f, false) }
+func FuzzClientEngine(f *testing.F) { fuzzEngine(f, true) }
+
+func fuzzEngine(f *testing.F, sessionIsClient bool) {
+	for _, seed := range engineSeeds() {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, program []byte) {
+		runEngine(t, program, sessionIsClient)
+	})
+}
+
+// Program operations: the first byte of each step, modulo opCount.
+const (
+	opOpen = iota
+	opData
+	opReset
+	opWindowUpdate
+	opPing
+	opGoAway
+	opGarbage
+	opSettings
+	opUnknown
+	opDataPastWindow
+	opEnd
+	opBadHeaders
+	opCount
+)
+
+// engineSeeds are programs recorded from normal exchanges, plus a few that
+// break a rule each.
+func engineSeeds() [][]byte {
+	return [][]byte{
+		{opOpen, 1, opData, 0, 40, opData, 0, 200, opEnd, 0},
+		{opOpen, 1, opOpen, 2, opData, 0, 100, opData, 1, 100, opEnd, 0, opEnd, 1, opPing},
+		{opOpen, 0, opData, 0, 255, opData, 0, 255, opData, 0, 255, opData, 0, 255, opEnd, 0},
+		{opOpen, 0, opReset, 0, opData, 0, 10, opOpen, 0, opWindowUpdate, 0, 0, 10},
+		{opOpen, 0, opGoAway, 0, 0, opData, 0, 5, opEnd, 0},
+		{opOpen, 0, opDataPastWindow, 0},
+		{opGarbage, 8, 1, 2, 3, 4, 5, 6, 7, 8},
+		{opSettings},
+		{opUnknown, 5, opOpen, 0, opData, 0, 1, opEnd, 0},
+		{opBadHeaders, opOpen, 0, opEnd, 0},
+		{opOpen, 0, opOpen, 0, opOpen, 0, opOpen, 0, opOpen, 0, opOpen, 0, opOpen, 0, opOpen, 0, opOpen, 0, opOpen, 0},
+		{opWindowUpdate, 0, 0, 0},
+		{opOpen, 0, opWindowUpdate, 0, 0x7f, 0xff},
+		{opGoAway, 99, 1},
+	}
+}
+
+// driverStream is the peer's view of one stream it opened.
+type driverStream struct {
+	id      uint32
+	sent    []byte
+	window  int64 // the session's receive window, as granted
+	ended   bool
+	dead    bool // reset, refused, or broke a rule: no integrity check
+	settled bool // ACCEPT or REFUSE seen
+	refused bool
+}
+
+// peerState is what the drain goroutine learns from the session's frames.
+type peerState struct {
+	mu      sync.Mutex
+	cond    sync.Cond
+	streams map[uint32]*driverStream
+	pingAck bool
+	closed  bool // the session's output ended
+	goAway  bool
+}
+
+func runEngine(t *testing.T, program []byte, sessionIsClient bool) {
+	baseGoroutines := runtime.NumGoroutine()
+	baseHeap := heapObjects()
+
+	received := map[uint32]*bytes.Buffer{}
+	var recvMu sync.Mutex
+	var readers sync.WaitGroup
+	handler := func(st httpstream.Stream, _ <-chan struct{}) error {
+		buf := &bytes.Buffer{}
+		recvMu.Lock()
+		received[st.Identifier()] = buf
+		recvMu.Unlock()
+		readers.Add(1)
+		go func() { // ends when the stream ends, at the latest when the session does
+			defer readers.Done()
+			b, _ := io.ReadAll(st)
+			recvMu.Lock()
+			buf.Write(b)
+			recvMu.Unlock()
+		}()
+		return nil
+	}
+
+	a, b := net.Pipe()
+	cfg := engineConfig
+	var sess *mux.Session
+	var err error
+	if sessionIsClient {
+		sess, err = mux.Client(a, handler, &cfg)
+	} else {
+		sess, err = mux.Server(a, handler, &cfg)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ps := &peerState{streams: map[uint32]*driverStream{}}
+	ps.cond.L = &ps.mu
+	drained := make(chan struct{})
+	go drain(b, ps, drained) // ends when b is closed
+
+	d := &driver{t: t, conn: b, ps: ps, valid: true, aligned: true, nextID: 1}
+	if sessionIsClient {
+		d.nextID = 2 // the peer is the server: even IDs
+	}
+	d.write(frame.AppendSettings([]byte(frame.Preface)))
+	d.run(program)
+
+	// No deadlock: the session has ended, or it answers a PING. After
+	// garbage the session may rightly be waiting for the rest of a frame
+	// that the PING then feeds; there, Close below must still end it.
+	alive := d.aligned && d.pingAnswered(2*time.Second)
+	select {
+	case <-sess.CloseChan():
+	default:
+		if !alive && d.aligned {
+			t.Fatalf("the session neither ended nor answered a PING within 2s after the program %x", program)
+		}
+	}
+	if grew := heapObjects() - baseHeap; grew > heapBound {
+		t.Fatalf("heap grew %d octets, bound %d", grew, heapBound)
+	}
+
+	// Integrity, for programs that kept every rule while the session lived.
+	if d.valid && alive {
+		waitReaders(t, &readers, ps, d)
+		recvMu.Lock()
+		for _, ds := range d.order {
+			if ds.dead || !ds.ended || ds.refused || !ds.settled {
+				continue
+			}
+			got := received[ds.id]
+			if got == nil || !bytes.Equal(got.Bytes(), ds.sent) {
+				n := -1
+				if got != nil {
+					n = got.Len()
+				}
+				t.Errorf("stream %d delivered %d octets, %d were sent (program %x)", ds.id, n, len(ds.sent), program)
+			}
+		}
+		recvMu.Unlock()
+	}
+
+	closed := make(chan struct{})
+	go func() { sess.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("Session.Close did not return within 5s after the program %x", program)
+	}
+	b.Close()
+	<-drained
+	readers.Wait()
+	waitGoroutines(t, baseGoroutines)
+}
+
+// waitReaders waits, bounded, for the handler's readers of every stream the
+// program half-closed to see io.EOF.
+func waitReaders(t *testing.T, readers *sync.WaitGroup, ps *peerState, d *driver) {
+	// Streams not half-closed by the program never end by themselves: reset
+	// them from the peer side so their readers finish.
+	for _, ds := range d.order {
+		if !ds.ended && !ds.dead {
+			d.write(frame.AppendReset(nil, ds.id, frame.CodeCancel, "end of program"))
+			ds.dead = true
+		}
+	}
+	done := make(chan struct{})
+	go func() { readers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("stream readers did not finish within 5s of their streams ending")
+	}
+}
+
+func waitGoroutines(t *testing.T, base int) {
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > base {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines, %d before the run:\n%s", runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
+		}
+		runtime.Gosched()
+		time.Sleep(time.Millisecond) // polling a count the runtime owns; bounded above
+	}
+}
+
+func heapObjects() int64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return int64(s[0].Value.Uint64())
+}
+
+// drain reads the session's frames, answering nothing, and records what the
+// driver needs: accepts, refusals, window updates, ping answers.
+func drain(c net.Conn, ps *peerState, done chan struct{}) {
+	defer close(done)
+	r := frame.NewReader(c, frame.Limits{MaxFrameSize: frame.MaxLength, MaxHeaderBytes: frame.MaxLength})
+	defer func() {
+		ps.mu.Lock()
+		ps.closed = true
+		ps.cond.Broadcast()
+		ps.mu.Unlock()
+	}()
+	if r.ReadPreface() != nil {
+		return
+	}
+	for {
+		f, err := r.ReadFrame()
+		if err != nil {
+			return
+		}
+		ps.mu.Lock()
+		ds := ps.streams[f.StreamID]
+		switch f.Type {
+		case frame.FrameAccept:
+			if ds != nil {
+				ds.settled = true
+			}
+		case frame.FrameRefuse:
+			if ds != nil {
+				ds.settled, ds.refused = true, true
+			}
+		case frame.FrameReset:
+			if ds != nil {
+				ds.dead = true
+			}
+		case frame.FrameWindowUpdate:
+			if ds != nil {
+				ds.window += int64(f.Increment)
+			}
+		case frame.FramePing:
+			if f.Flags.Has(frame.FlagAck) {
+				ps.pingAck = true
+			}
+		case frame.FrameGoAway:
+			ps.goAway = true
+		}
+		ps.cond.Broadcast()
+		ps.mu.Unlock()
+	}
+}
+
+// driver turns the program into frames and keeps track of whether every
+// frame so far followed the SPEC.
+type driver struct {
+	t       *testing.T
+	conn    net.Conn
+	ps      *peerState
+	valid   bool
+	nextID  uint32
+	order   []*driverStream
+	broken  bool // a write failed: the session closed the connection
+	aligned bool // every write so far was whole frames
+}
+
+func (d *driver) write(b []byte) {
+	if d.broken {
+		return
+	}
+	d.conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	if _, err := d.conn.Write(b); err != nil {
+		d.broken = true
+	}
+}
+
+func (d *driver) run(p []byte) {
+	next := func() byte {
+		if len(p) == 0 {
+			return 0
+		}
+		c := p[0]
+		p = p[1:]
+		return c
+	}
+	for len(p) > 0 && !d.broken {
+		switch next() % opCount {
+		case opOpen:
+			d.open(next())
+		case opData:
+			if ds := d.pick(next()); ds != nil {
+				d.data(ds, int(next())*4, false)
+			}
+		case opDataPastWindow:
+			if ds := d.pick(next()); ds != nil {
+				d.data(ds, int(ds.window)+1+int(next()), true)
+			}
+		case opEnd:
+			if ds := d.pick(next()); ds != nil {
+				d.end(ds)
+			}
+		case opReset:
+			if ds := d.pick(next()); ds != nil {
+				d.write(frame.AppendReset(nil, ds.id, frame.CodeCancel, "fuzz"))
+				ds.dead = true
+			}
+		case opWindowUpdate:
+			id := uint32(next())
+			inc := uint32(next())<<8 | uint32(next())
+			if ds := d.pick(byte(id)); ds != nil {
+				id = ds.id
+			}
+			if inc == 0 || !d.known(id) {
+				d.valid = false // SPEC 4.5, 6.3
+			}
+			d.write(frame.AppendWindowUpdate(nil, id, inc))
+		case opPing:
+			d.write(frame.AppendPing(nil, 0, [8]byte{next()}))
+		case opGoAway:
+			last, code := uint32(next()), frame.ErrCode(next()%14)
+			if last != 0 {
+				d.valid = false // the session opened nothing: any last ID is bogus
+			}
+			d.write(frame.AppendGoAway(nil, last, code, "fuzz"))
+		case opGarbage:
+			n := int(next() % 32)
+			junk := make([]byte, 0, n)
+			for range n {
+				junk = append(junk, next())
+			}
+			d.write(junk)
+			d.valid, d.aligned = false, false
+		case opSettings:
+			d.write(frame.AppendSettings(nil)) // SPEC 2.3: only one
+			d.valid = false
+		case opUnknown:
+			n := int(next())
+			d.write(append(frame.AppendFrameHeader(nil, frame.FrameHeader{Length: uint32(n), Type: 0x40 | frame.FrameType(n%16), StreamID: uint32(n)}), make([]byte, n)...))
+		case opBadHeaders:
+			id := d.nextID
+			d.nextID += 2
+			// Names out of order: a stream error, the session lives.
+			bad := []byte{0, 2, 0, 1, 'B', 0, 1, 0, 0, 0, 0, 0, 1, 'A', 0, 1, 0, 0, 0, 0}
+			d.write(append(frame.AppendFrameHeader(nil, frame.FrameHeader{Length: uint32(len(bad)), Type: frame.FrameOpen, StreamID: id}), bad...))
+		}
+	}
+}
+
+func (d *driver) known(id uint32) bool {
+	for _, ds := range d.order {
+		if ds.id == id {
+			return true
+		}
+	}
+	return false
+}
+
+// pick returns one of the streams opened so far, chosen by b.
+func (d *driver) pick(b byte) *driverStream {
+	if len(d.order) == 0 {
+		return nil
+	}
+	return d.order[int(b)%len(d.order)]
+}
+
+func (d *driver) open(b byte) {
+	ds := &driverStream{id: d.nextID, window: int64(engineConfig.InitialStreamWindow)}
+	d.nextID += 2
+	d.ps.mu.Lock()
+	d.ps.streams[ds.id] = ds
+	d.ps.mu.Unlock()
+	d.order = append(d.order, ds)
+	h := http.Header{"Streamtype": {fmt.Sprintf("t%d", b)}}
+	open, _ := frame.AppendOpen(nil, ds.id, h)
+	d.write(open)
+}
+
+// settled waits, bounded, for the session's answer to ds's OPEN.
+func (d *driver) settled(ds *driverStream) bool {
+	if !d.aligned {
+		return false // the session may be reading our frames as a payload
+	}
+	deadline := time.Now().Add(time.Second)
+	d.ps.mu.Lock()
+	defer d.ps.mu.Unlock()
+	for !ds.settled && !d.ps.closed {
+		if time.Now().After(deadline) {
+			return false
+		}
+		waitCond(&d.ps.cond, 10*time.Millisecond)
+	}
+	return ds.settled && !ds.refused
+}
+
+// waitCond waits on c for at most d: a timer broadcast bounds the wait.
+func waitCond(c *sync.Cond, d time.Duration) {
+	t := time.AfterFunc(d, func() {
+		c.L.Lock()
+		c.Broadcast()
+		c.L.Unlock()
+	})
+	c.Wait()
+	t.Stop()
+}
+
+// data sends n octets on ds: clamped to the window unless pastWindow, in
+// which case it breaks SPEC 7.1 on purpose.
+func (d *driver) data(ds *driverStream, n int, pastWindow bool) {
+	if ds.dead && !ds.ended {
+		return // reset: nothing more to say on it
+	}
+	if !d.settled(ds) {
+		return // refused or never answered: sending would break SPEC 6.3
+	}
+	d.ps.mu.Lock()
+	if !pastWindow {
+		n = int(min(int64(n), ds.window))
+	}
+	if ds.ended || ds.dead {
+		d.ps.mu.Unlock()
+		if ds.ended && !ds.dead && n > 0 {
+			d.sendData(ds, n)
+			ds.dead = true // SPEC 6.3: a stream error; no integrity check
+		}
+		return
+	}
+	if int64(n) > ds.window {
+		d.valid = false
+	}
+	ds.window -= int64(n)
+	d.ps.mu.Unlock()
+	if n > 0 {
+		d.sendData(ds, n)
+	}
+}
+
+func (d *driver) sendData(ds *driverStream, n int) {
+	for n > 0 {
+		k := min(n, engineConfig.MaxFrameSize)
+		payload := make([]byte, k)
+		for i := range payload {
+			payload[i] = byte(len(ds.sent)+i) ^ byte(ds.id*7) // streams differ
+		}
+		ds.sent = append(ds.sent, payload...)
+		d.write(frame.AppendData(nil, ds.id, 0, payload))
+		n -= k
+	}
+}
+
+func (d *driver) end(ds *driverStream) {
+	if ds.ended || ds.dead || !d.settled(ds) {
+		return
+	}
+	ds.ended = true
+	d.write(frame.AppendData(nil, ds.id, frame.FlagEndStream, nil))
+}
+
+// pingAnswered sends a PING and waits, at most d, for an answer.
+func (d *driver) pingAnswered(limit time.Duration) bool {
+	d.ps.mu.Lock()
+	d.ps.pingAck = false
+	d.ps.mu.Unlock()
+	d.write(frame.AppendPing(nil, 0, [8]byte{0xfe}))
+	deadline := time.Now().Add(limit)
+	d.ps.mu.Lock()
+	defer d.ps.mu.Unlock()
+	for !d.ps.pingAck && !d.ps.closed {
+		if time.Now().After(deadline) {
+			return false
+		}
+		waitCond(&d.ps.cond, 10*time.Millisecond)
+	}
+	return d.ps.pingAck
+}
