@@ -14,20 +14,24 @@ import (
 // different Configs.
 //
 // Memory. The stream data a peer can make one session buffer is at most the
-// sum of the receive windows of its live streams (SPEC 10.3). Streams the peer
-// opens are capped at MaxConcurrentStreams; every stream starts with
-// InitialStreamWindow; windows grow past that only while this side's
+// sum of the receive windows of the session's streams (SPEC 10.3): a peer
+// that sends past a window ends the session. Streams the peer opens are
+// capped at MaxConcurrentStreams (more are refused); every stream starts
+// with InitialStreamWindow; a window grows past that only while this side's
 // application reads fast, and all growth together is capped at
-// MaxSessionWindow. A receive buffer is at most twice its window (buffers are
-// sized in powers of two). So, for streams the peer opened, the bound is
+// MaxSessionWindow. The buffer holding a stream's unread data is a power of
+// two, at most twice the window (at least 4 KiB), and is given back as soon
+// as the application has read everything: an idle stream holds none. So the
+// most that the streams a peer opens can make the session hold is about
 //
-//	2 × (MaxConcurrentStreams × (InitialStreamWindow + MaxHeaderBytes) + MaxSessionWindow)
+//	MaxConcurrentStreams × (2 × InitialStreamWindow + MaxHeaderBytes + 1 KiB)
+//	  + 2 × MaxSessionWindow + 4,096 queued control frames (SPEC 10.2)
 //
-// plus about 1 KiB of bookkeeping per stream, and the same per stream this
-// side opened. With the defaults that is 2 × (256 × (256 KiB + 16 KiB) +
-// 64 MiB) ≈ 264 MiB in the worst case, reached only by a peer that fills
-// every window while this side's application reads nothing. An idle stream
-// holds no buffer at all.
+// plus, for each stream this side opened, 2 × InitialStreamWindow + 1 KiB.
+// With the defaults that is 256 × (512 KiB + 17 KiB) + 64 MiB ≈ 196 MiB, in
+// the worst case only: a peer that fills every window while this side's
+// application first reads fast enough to grow windows, then reads nothing.
+// A peer alone, whatever it sends, cannot make a window grow.
 type Config struct {
 	// MaxFrameSize is the largest DATA payload this side accepts in one
 	// frame (SPEC 4.9 MAX_FRAME_SIZE), 1 KiB to 16 MiB-1. Default 32 KiB.
@@ -43,7 +47,7 @@ type Config struct {
 	MaxStreamWindow uint32
 	// MaxSessionWindow caps the growth auto-tuning may add, summed over all
 	// streams of the session, and so bounds the memory a session can be made
-	// to hold (see the formula above). Default 64 MiB.
+	// to hold (see the formula above). Default 32 MiB.
 	MaxSessionWindow uint32
 	// MaxConcurrentStreams is how many streams the peer may have open at
 	// once; more are refused with STREAM_LIMIT (SPEC 10.2). Default 256.
@@ -88,7 +92,7 @@ const (
 	DefaultMaxFrameSize         = 32 << 10
 	DefaultInitialStreamWindow  = 256 << 10
 	DefaultMaxStreamWindow      = 16 << 20
-	DefaultMaxSessionWindow     = 64 << 20
+	DefaultMaxSessionWindow     = 32 << 20
 	DefaultMaxConcurrentStreams = 256
 	DefaultAcceptBacklog        = 64
 	DefaultMaxHeaderBytes       = 16 << 10

@@ -312,14 +312,17 @@ func (w *writer) writeBatch() error {
 		w.scratch = append(w.scratch, b...)
 	}
 	_, err := w.conn.Write(w.scratch)
-	if cap(w.scratch) > 4*maxBatchBytes {
-		w.scratch = nil // do not keep a buffer grown by one huge control burst
+	if cap(w.scratch) > 2*maxBatchBytes {
+		w.scratch = nil // do not keep a buffer grown by one burst of control frames
 	}
 	return err
 }
 
 // completeBatch tells the streams of the batch their frames are out.
 func (w *writer) completeBatch() {
+	if cap(w.spare) > 64<<10 {
+		w.spare = nil // do not keep a buffer grown by one burst of control frames
+	}
 	if len(w.batch) > 0 {
 		w.s.touch()
 	}
