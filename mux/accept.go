@@ -39,10 +39,15 @@ func (s *Session) acceptLoop() {
 	}
 }
 
-// accept sends ACCEPT, then lets DATA flow. In that order: the ACCEPT is
-// queued before any Write can queue data, and control frames go first, so
-// the peer never sees DATA before ACCEPT (SPEC 6.2).
+// accept sends ACCEPT and lets DATA flow both ways, in an order that keeps
+// SPEC 6.2 on both sides: the peer may answer the ACCEPT with DATA at once,
+// so its DATA is allowed before the ACCEPT is queued; and this side's DATA
+// is allowed only after, so (control frames going first) the peer never
+// sees DATA before ACCEPT.
 func (st *Stream) accept() {
+	st.mu.Lock()
+	st.peerMaySend = true
+	st.mu.Unlock()
 	var b [frame.HeaderSize]byte
 	st.sess.w.queueControl(frame.AppendAccept(b[:0], st.id))
 	st.mu.Lock()

@@ -136,9 +136,9 @@ var errDeadline error = os.ErrDeadlineExceeded
 
 // connError: the connection failed under the session.
 type connError struct {
-	op  string // "read" or "write"
+	op  string // "reading" or "writing"
 	err error
 }
 
-func (e *connError) Error() string { return "connection lost while " + e.op + "ing: " + e.err.Error() }
+func (e *connError) Error() string { return "connection lost while " + e.op + ": " + e.err.Error() }
 func (e *connError) Unwrap() error { return e.err }

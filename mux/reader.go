@@ -35,7 +35,7 @@ func (s *Session) readLoop() {
 	case errors.Is(err, net.ErrClosed):
 		s.closeWith(errors.New("the connection was closed"), frame.CodeNoError, "")
 	default:
-		s.closeWith(&connError{op: "read", err: err}, frame.CodeNoError, "")
+		s.closeWith(&connError{op: "reading", err: err}, frame.CodeNoError, "")
 	}
 }
 
@@ -129,7 +129,7 @@ func (s *Session) handleData(h frame.FrameHeader) error {
 		st.mu.Lock()
 	}
 	switch {
-	case !st.accepted:
+	case !st.peerMaySend:
 		st.mu.Unlock()
 		return sessionErrorf(frame.CodeProtocolError, "DATA on stream %d before ACCEPT", h.StreamID)
 	case st.recvEnd:
@@ -147,7 +147,7 @@ func (s *Session) handleData(h frame.FrameHeader) error {
 	var direct, first, second []byte
 	st.lastDirect = false
 	if n > 0 && !st.discard {
-		if st.readBuf != nil && st.recv.buffered() == 0 {
+		if st.readBuf != nil && st.recv.buffered() == 0 && st.readDeadlineLocked().IsZero() {
 			direct = st.readBuf[:min(n, len(st.readBuf))]
 			st.readBuf = nil
 			st.filling, st.lastDirect = true, true
@@ -302,7 +302,7 @@ func (s *Session) handleAccept(f *frame.Frame) error {
 		st.mu.Unlock()
 		return sessionErrorf(frame.CodeProtocolError, "ACCEPT on stream %d, which is not waiting for one", f.StreamID)
 	}
-	st.accepted = true
+	st.accepted, st.peerMaySend = true, true
 	st.cond.Broadcast()
 	st.mu.Unlock()
 	return nil

@@ -27,7 +27,8 @@ type Stream struct {
 	mu   sync.Mutex // guards the fields below, except inReady
 	cond sync.Cond  // broadcast on every change that Read, Write or an open waits for
 
-	accepted    bool  // ACCEPT sent or received: DATA may flow (SPEC 6.2)
+	accepted    bool  // ACCEPT received, or sent: this side may send DATA (SPEC 6.2)
+	peerMaySend bool  // ACCEPT received, or about to be sent: the peer may send DATA
 	openErr     error // why the peer did not accept a stream this side opened
 	err         error // reset, or the session ended: Read and Write fail with it
 	discard     bool  // err is a reset: buffered data is dropped (SPEC 4.6)
@@ -85,8 +86,11 @@ func (st *Stream) RemoteAddr() net.Addr { return st.sess.conn.RemoteAddr() }
 // was read, it returns io.EOF. After a reset it fails with an error matching
 // ErrStreamReset; after the session ended, with one matching ErrSessionClosed
 // (once the data that had arrived is read). Past the read deadline it fails
-// with os.ErrDeadlineExceeded, except while a frame's payload is being read
-// straight into p, which it waits for. Concurrent Reads take turns.
+// with os.ErrDeadlineExceeded. Concurrent Reads take turns.
+//
+// Without a read deadline, a Read waiting for data may receive a payload
+// straight from the connection into p, with no copy; a deadline set while
+// such a payload is arriving takes effect once it has arrived.
 func (st *Stream) Read(p []byte) (int, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -117,6 +121,10 @@ func (st *Stream) Read(p []byte) (int, error) {
 				n += st.recv.read(p[n:])
 			}
 			return n, st.creditAndUnlock(n)
+		case st.deadlinePassedLocked(st.readDeadlineLocked()):
+			// As net.Conn: past the deadline, even buffered data waits.
+			st.readBuf = nil
+			return 0, errDeadline
 		case st.recv.buffered() > 0:
 			st.readBuf = nil
 			n := st.recv.read(p)
@@ -129,12 +137,11 @@ func (st *Stream) Read(p []byte) (int, error) {
 			return 0, st.err
 		case len(p) == 0:
 			return 0, nil
-		case st.deadlinePassedLocked(st.readDeadlineLocked()):
-			st.readBuf = nil
-			return 0, errDeadline
 		}
 		// Offer p to the reader goroutine: the next payload goes straight
-		// into it, without a copy through the buffer.
+		// into it, without a copy through the buffer. It takes the offer
+		// only while no read deadline is set, since once it starts reading
+		// a payload into p, p stays its own until the payload is in.
 		st.readBuf = p
 		st.cond.Wait()
 	}
@@ -218,6 +225,9 @@ func (st *Stream) writeLocked(p []byte) (int, error) {
 		}
 		if st.err != nil {
 			return n, st.err
+		}
+		if st.deadlinePassedLocked(st.writeDeadlineLocked()) {
+			return n, errDeadline // as net.Conn, even when the window has room
 		}
 		k := int(min(int64(len(p)), st.sendWindow))
 		st.sendWindow -= int64(k)

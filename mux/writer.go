@@ -351,7 +351,7 @@ func (w *writer) fail(err error) {
 	if errors.Is(err, net.ErrClosed) {
 		err = errors.New("the connection was closed")
 	}
-	w.s.closeWith(&connError{op: "write", err: err}, frame.CodeNoError, "")
+	w.s.closeWith(&connError{op: "writing", err: err}, frame.CodeNoError, "")
 }
 
 // streamQueue is a FIFO of streams, reusing its backing array.
