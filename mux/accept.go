@@ -11,14 +11,17 @@ import (
 // once the handler in progress (if any) returns.
 func (s *Session) acceptLoop() {
 	for {
-		var st *Stream
-		select {
-		case st = <-s.acceptQ:
-		case <-s.closed:
-			return
+		st := s.nextToAccept()
+		if st == nil {
+			select {
+			case <-s.acceptReady:
+				continue
+			case <-s.closed:
+				return
+			}
 		}
 		st.mu.Lock()
-		gone := st.err != nil // reset by the peer while it waited
+		gone := st.err != nil // the session ended while it waited
 		st.mu.Unlock()
 		if gone {
 			continue
@@ -37,6 +40,50 @@ func (s *Session) acceptLoop() {
 		st.accept()
 		close(replySent)
 	}
+}
+
+// enqueueAcceptLocked queues a stream the peer opened for the handler.
+// Streams reset while they wait stay in the queue, dead, but no longer
+// count (forget takes them off acceptWaiting); the queue is compacted when
+// dead entries make up most of it, so it stays within a few times the
+// backlog whatever the peer does.
+func (s *Session) enqueueAcceptLocked(st *Stream) {
+	if len(s.acceptQueue) >= 2*s.cfg.AcceptBacklog+16 {
+		live := s.acceptQueue[:0]
+		for _, q := range s.acceptQueue {
+			if q.queued {
+				live = append(live, q)
+			}
+		}
+		clear(s.acceptQueue[len(live):])
+		s.acceptQueue = live
+	}
+	st.queued = true
+	s.acceptQueue = append(s.acceptQueue, st)
+	s.acceptWaiting++
+	select {
+	case s.acceptReady <- struct{}{}:
+	default:
+	}
+}
+
+// nextToAccept takes the oldest stream still waiting for the handler, or
+// returns nil when none is.
+func (s *Session) nextToAccept() *Stream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.acceptQueue) > 0 {
+		st := s.acceptQueue[0]
+		s.acceptQueue[0] = nil
+		s.acceptQueue = s.acceptQueue[1:]
+		if st.queued { // not reset while it waited
+			st.queued = false
+			s.acceptWaiting--
+			return st
+		}
+	}
+	s.acceptQueue = nil // let the backing array go
+	return nil
 }
 
 // accept sends ACCEPT and lets DATA flow both ways, in an order that keeps

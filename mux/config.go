@@ -19,16 +19,16 @@ import (
 // capped at MaxConcurrentStreams (more are refused); every stream starts
 // with InitialStreamWindow; a window grows past that only while this side's
 // application reads fast, and all growth together is capped at
-// MaxSessionWindow. The buffer holding a stream's unread data is a power of
-// two, at most twice the window (at least 4 KiB), and is given back as soon
-// as the application has read everything: an idle stream holds none. So the
-// most that the streams a peer opens can make the session hold is about
+// MaxSessionWindow. A stream's unread data sits in 16 KiB blocks taken as
+// it arrives and given back as it is read (an idle stream holds none), so a
+// stream holds at most its window plus two partly used blocks. The most that
+// the streams a peer opens can make the session hold is therefore about
 //
-//	MaxConcurrentStreams × (2 × InitialStreamWindow + MaxHeaderBytes + 1 KiB)
-//	  + 2 × MaxSessionWindow + 4,096 queued control frames (SPEC 10.2)
+//	MaxConcurrentStreams × (InitialStreamWindow + MaxHeaderBytes + 33 KiB)
+//	  + MaxSessionWindow + 4,096 queued control frames (SPEC 10.2)
 //
-// plus, for each stream this side opened, 2 × InitialStreamWindow + 1 KiB.
-// With the defaults that is 256 × (512 KiB + 17 KiB) + 64 MiB ≈ 196 MiB, in
+// plus, for each stream this side opened, InitialStreamWindow + 33 KiB.
+// With the defaults that is 256 × (256 + 16 + 33) KiB + 32 MiB ≈ 108 MiB, in
 // the worst case only: a peer that fills every window while this side's
 // application first reads fast enough to grow windows, then reads nothing.
 // A peer alone, whatever it sends, cannot make a window grow.

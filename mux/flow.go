@@ -1,20 +1,27 @@
 package mux
 
 import (
-	"math/bits"
 	"sync"
 	"time"
 )
 
 // recvBuffer holds the data that arrived on a stream and was not read yet,
-// and the stream's receive window (SPEC 7). The buffer is a ring taken from
-// a pool when data arrives and given back when it drains, so an idle stream
-// holds no buffer. Guarded by the stream's mu, except that the reader
-// goroutine fills a reserved region outside the lock (see reserve).
+// and the stream's receive window (SPEC 7). The data sits in a queue of
+// fixed-size blocks taken from a pool as data arrives and given back as it
+// is read: an idle stream holds none, a busy one holds at most its window
+// plus two partly used blocks, and growing never copies. Guarded by the
+// stream's mu, except that the reader goroutine fills a reserved region
+// outside the lock (see reserve).
 type recvBuffer struct {
-	chunk     *chunk
-	head, n   int  // ring position of the first unread octet, unread octets
-	receiving bool // the reader goroutine is filling a reserved region
+	blocks    []*block // unread octets start at blocks[0].b[head], n of them
+	head      int      // first unread octet in blocks[0]
+	tail      int      // end of the committed octets in the last block
+	n         int      // unread (committed) octets
+	receiving bool     // the reader goroutine is filling a reserved region
+	resv      struct { // the region handed out by reserve
+		n, tail, blocks int // its size; tail and block count once committed; block count before
+	}
+	segs [][]byte // reserve's result, reused
 
 	avail      uint32 // octets the peer may still send: the window left
 	window     uint32 // the window's current size
@@ -29,63 +36,70 @@ func (b *recvBuffer) init(window uint32) {
 
 func (b *recvBuffer) buffered() int { return b.n }
 
-// reserve returns where the next n octets go (two slices when the region
-// wraps around the ring), growing the ring if needed. The caller fills them
-// without the lock, then calls commit. Only the reader goroutine calls it,
-// and Read never touches octets past head+n, so the region is its own.
-func (b *recvBuffer) reserve(n int) (first, second []byte) {
-	if b.n == 0 {
-		b.head = 0 // keep the region contiguous when the ring is empty
+// reserve returns where the next n octets go: the free end of the last
+// block, then new blocks. The caller fills the slices without the lock, then
+// calls commit. Only the reader goroutine calls it, and Read never touches
+// octets past the n committed ones, nor releases a block that holds any of
+// the region, so the region is the reader's own until commit.
+func (b *recvBuffer) reserve(n int) [][]byte {
+	b.segs = b.segs[:0]
+	b.resv.n, b.resv.blocks = n, len(b.blocks)
+	t := b.tail
+	if len(b.blocks) == 0 {
+		t = blockSize // no room: start a block
 	}
-	if b.chunk == nil {
-		// Room for a few frames, so a reader that falls a little behind
-		// does not make the ring grow (and copy) at once.
-		b.chunk = getChunk(min(max(4*n, minChunk), int(b.window)))
-	} else if size := len(b.chunk.b); size-b.n < n {
-		bigger := getChunk(max(b.n+n, 2*size))
-		b.copyOut(bigger.b)
-		putChunk(b.chunk)
-		b.chunk, b.head = bigger, 0
+	for n > 0 {
+		if t == blockSize {
+			b.blocks = append(b.blocks, getBlock())
+			t = 0
+		}
+		k := min(n, blockSize-t)
+		b.segs = append(b.segs, b.blocks[len(b.blocks)-1].b[t:t+k])
+		t += k
+		n -= k
 	}
-	buf := b.chunk.b
-	tail := (b.head + b.n) & (len(buf) - 1)
+	b.resv.tail = t
 	b.receiving = true
-	if tail+n <= len(buf) {
-		return buf[tail : tail+n], nil
-	}
-	return buf[tail:], buf[:n-(len(buf)-tail)]
+	return b.segs
 }
 
-// commit makes n reserved octets readable.
-func (b *recvBuffer) commit(n int) {
+// commit makes the reserved octets readable, or, when ok is false (the read
+// failed, or the stream was reset meanwhile), gives the region back.
+func (b *recvBuffer) commit(ok bool) {
 	b.receiving = false
-	b.n += n
+	clear(b.segs)
+	if ok {
+		b.n += b.resv.n
+		b.tail = b.resv.tail
+	} else {
+		for i := b.resv.blocks; i < len(b.blocks); i++ {
+			putBlock(b.blocks[i])
+			b.blocks[i] = nil
+		}
+		b.blocks = b.blocks[:b.resv.blocks]
+	}
 	b.releaseIfEmpty()
 }
 
-// read copies buffered octets into p and counts them for crediting.
+// read copies unread octets into p and counts them for crediting.
 func (b *recvBuffer) read(p []byte) int {
-	n := b.copyOut(p)
-	size := len(b.chunk.b)
-	b.head = (b.head + n) & (size - 1)
-	b.n -= n
-	b.unacked += uint32(n)
+	total := 0
+	for len(p) > 0 && b.n > 0 {
+		k := copy(p, b.blocks[0].b[b.head:b.head+min(blockSize-b.head, b.n)])
+		p = p[k:]
+		b.head += k
+		b.n -= k
+		total += k
+		if b.head == blockSize { // used up, and before any reserved region
+			putBlock(b.blocks[0])
+			b.blocks[0] = nil
+			b.blocks = b.blocks[1:]
+			b.head = 0
+		}
+	}
+	b.unacked += uint32(total)
 	b.releaseIfEmpty()
-	return n
-}
-
-// copyOut copies from the unread octets into p, without consuming them.
-func (b *recvBuffer) copyOut(p []byte) int {
-	if b.n == 0 {
-		return 0
-	}
-	buf := b.chunk.b
-	first := min(b.n, len(buf)-b.head)
-	c := copy(p, buf[b.head:b.head+first])
-	if c == first && c < b.n {
-		c += copy(p[c:], buf[:b.n-first])
-	}
-	return c
+	return total
 }
 
 // drop discards unread octets (RESET, SPEC 4.6).
@@ -95,10 +109,15 @@ func (b *recvBuffer) drop() {
 }
 
 func (b *recvBuffer) releaseIfEmpty() {
-	if b.n == 0 && !b.receiving && b.chunk != nil {
-		putChunk(b.chunk)
-		b.chunk = nil
+	if b.n > 0 || b.receiving {
+		return
 	}
+	for i, blk := range b.blocks {
+		putBlock(blk)
+		b.blocks[i] = nil
+	}
+	b.blocks = b.blocks[:0]
+	b.head, b.tail = 0, 0
 }
 
 // growFactor: a window grows when half of it was read within this many
@@ -156,29 +175,14 @@ func (st *Stream) releaseGrowth() int64 {
 	return int64(g)
 }
 
-// chunk is a pooled ring buffer. Sizes are powers of two, at least
-// minChunk; one pool per size.
-type chunk struct{ b []byte }
+// blockSize is the unit of receive buffers: small enough that a stream with
+// a few unread octets holds little, large enough that a frame spans at most
+// a few blocks.
+const blockSize = 16 << 10
 
-const (
-	minChunkShift = 12 // 4 KiB
-	minChunk      = 1 << minChunkShift
-)
+type block struct{ b [blockSize]byte }
 
-var chunkPools [32]sync.Pool
+var blockPool = sync.Pool{New: func() any { return new(block) }}
 
-func chunkClass(n int) int {
-	return max(minChunkShift, bits.Len(uint(n-1)))
-}
-
-func getChunk(n int) *chunk {
-	class := chunkClass(n)
-	if c, ok := chunkPools[class].Get().(*chunk); ok {
-		return c
-	}
-	return &chunk{b: make([]byte, 1<<class)}
-}
-
-func putChunk(c *chunk) {
-	chunkPools[chunkClass(len(c.b))].Put(c)
-}
+func getBlock() *block  { return blockPool.Get().(*block) }
+func putBlock(b *block) { blockPool.Put(b) }

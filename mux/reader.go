@@ -91,6 +91,9 @@ func (s *Session) readFrames() error {
 			} else if err == nil {
 				err = frameHandlers[h.Type](s, f)
 			}
+			if err == nil {
+				err = s.w.waitForRoom()
+			}
 		}
 		if err != nil {
 			return err
@@ -144,7 +147,8 @@ func (s *Session) handleData(h frame.FrameHeader) error {
 		return sessionErrorf(frame.CodeFlowControlError, "DATA of %d octets on stream %d, whose window has %d left", h.Length, h.StreamID, avail)
 	}
 	st.recv.avail -= h.Length
-	var direct, first, second []byte
+	var direct []byte
+	var segs [][]byte
 	st.lastDirect = false
 	if n > 0 && !st.discard {
 		if st.readBuf != nil && st.recv.buffered() == 0 && st.readDeadlineLocked().IsZero() {
@@ -153,7 +157,7 @@ func (s *Session) handleData(h frame.FrameHeader) error {
 			st.filling, st.lastDirect = true, true
 		}
 		if rest := n - len(direct); rest > 0 {
-			first, second = st.recv.reserve(rest)
+			segs = st.recv.reserve(rest)
 		}
 	}
 	st.mu.Unlock()
@@ -161,11 +165,10 @@ func (s *Session) handleData(h frame.FrameHeader) error {
 	// Payload octets not read here (a reset stream's) are skipped by the
 	// next ReadFrameHeader.
 	err := readFull(s.fr, direct)
-	if err == nil {
-		err = readFull(s.fr, first)
-	}
-	if err == nil {
-		err = readFull(s.fr, second)
+	for _, seg := range segs {
+		if err == nil {
+			err = readFull(s.fr, seg)
+		}
 	}
 
 	st.mu.Lock()
@@ -175,12 +178,8 @@ func (s *Session) handleData(h frame.FrameHeader) error {
 			st.readN = len(direct)
 		}
 	}
-	if first != nil {
-		if err == nil && !st.discard {
-			st.recv.commit(n - len(direct))
-		} else {
-			st.recv.commit(0)
-		}
+	if segs != nil {
+		st.recv.commit(err == nil && !st.discard)
 	}
 	if err == nil {
 		st.recvEnd = st.recvEnd || end
@@ -236,15 +235,14 @@ func (s *Session) handleOpen(f *frame.Frame) error {
 		s.mu.Unlock()
 		return s.refuse(id, code, reason)
 	}
-	st := newStream(s, id, f.Headers, false)
-	select {
-	case s.acceptQ <- st:
-	default:
+	if waiting := s.acceptWaiting; waiting >= s.cfg.AcceptBacklog {
 		s.mu.Unlock()
-		return s.refuse(id, frame.CodeStreamLimit, fmt.Sprintf("the accept backlog is full: %d streams wait for the handler", cap(s.acceptQ)))
+		return s.refuse(id, frame.CodeStreamLimit, fmt.Sprintf("the accept backlog is full: %d streams wait for the handler", waiting))
 	}
+	st := newStream(s, id, f.Headers, false)
 	s.streams[id] = st
 	s.peerStreams++
+	s.enqueueAcceptLocked(st)
 	s.mu.Unlock()
 	return nil
 }

@@ -40,12 +40,14 @@ type Session struct {
 	pingSeq       uint64
 	drained       chan struct{} // closed when a shutting-down session has no streams left
 	keepalivePing *pendingPing  // the monitor's outstanding ping, if any
+	acceptQueue   []*Stream     // peer-opened streams for the handler, in open order; may hold reset ones
+	acceptWaiting int           // streams in acceptQueue still alive: the backlog
 	rttProbes     int           // round-trip probes sent after the first
 
 	settingsRecv chan struct{} // closed when the peer's SETTINGS arrived
 	closed       chan bool     // closed when the session ends (CloseChan)
 	connClosed   chan struct{} // closed once conn.Close returned
-	acceptQ      chan *Stream  // peer-opened streams waiting for the handler
+	acceptReady  chan struct{} // wakes the accept loop when acceptQueue fills
 
 	windowGrowth atomic.Int64 // auto-tuning growth granted, summed over live streams
 	minRTT       atomic.Int64 // smallest PING round trip seen, in ns; 0 until measured
@@ -114,7 +116,7 @@ func newSession(conn net.Conn, handler httpstream.NewStreamHandler, cfg *Config,
 		settingsRecv: make(chan struct{}),
 		closed:       make(chan bool),
 		connClosed:   make(chan struct{}),
-		acceptQ:      make(chan *Stream, c.AcceptBacklog),
+		acceptReady:  make(chan struct{}, 1),
 		idleChanged:  make(chan struct{}, 1),
 	}
 	if client {
@@ -490,6 +492,12 @@ func (s *Session) forget(st *Stream) {
 	delete(s.streams, st.id)
 	if !st.local {
 		s.peerStreams--
+	}
+	if st.queued {
+		// Reset while waiting for the handler: it no longer counts against
+		// the backlog (SPEC 10.5: an open reset at once costs nothing).
+		st.queued = false
+		s.acceptWaiting--
 	}
 	if g := st.releaseGrowth(); g > 0 {
 		s.windowGrowth.Add(-g)

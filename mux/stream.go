@@ -49,6 +49,7 @@ type Stream struct {
 	pending    []byte // the part of a Write's slice not yet taken by the writer
 	inFlight   int    // frames taken by the writer, not yet written
 	inReady    bool   // in the writer's ready queue; guarded by writer.mu
+	queued     bool   // waiting for the handler; guarded by Session.mu
 
 	dl *deadlines // nil until a deadline is set
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/httpstream-go/httpstream/frame"
 )
@@ -24,6 +25,15 @@ const (
 // session ends with ENHANCE_YOUR_CALM rather than buffer without bound
 // (SPEC 10.2), as HTTP/2 servers do.
 const maxQueuedControl = 4096
+
+// controlHighWater is where the reader goroutine stops reading, after a
+// frame that needed an answer, until the writer has drained the queue. A
+// peer that reads our answers slowly is throttled to the pace it reads them
+// at; one that does not read at all is cut off after controlDrainTimeout.
+const (
+	controlHighWater    = 1024
+	controlDrainTimeout = 5 * time.Second
+)
 
 var errControlFlood = &frame.SessionError{
 	Code:   frame.CodeEnhanceYourCalm,
@@ -55,6 +65,7 @@ type writer struct {
 	ctrlCount int        // frames in ctrl
 	ready     streamQueue
 	busy      bool  // someone holds the write token
+	wantRoom  bool  // the reader waits in waitForRoom
 	sealed    bool  // the session ended: nothing new is queued
 	failed    error // the connection failed: nothing more is written
 	flushedC  bool  // flushed is closed
@@ -62,6 +73,7 @@ type writer struct {
 	wake     chan struct{} // passes the write token to the writer goroutine
 	flushed  chan struct{} // closed once everything queued before seal went out, or writing failed
 	overflow chan struct{} // closed when ctrl reached maxQueuedControl; the monitor ends the session
+	room     chan struct{} // tells a waiting reader that ctrl was drained
 
 	// Owned by the token holder.
 	spare   []byte
@@ -84,6 +96,7 @@ func (w *writer) init(s *Session) {
 	w.wake = make(chan struct{}, 1)
 	w.flushed = make(chan struct{})
 	w.overflow = make(chan struct{})
+	w.room = make(chan struct{}, 1)
 	w.hdrs = make([]byte, 0, maxBatchFrames*frame.HeaderSize)
 }
 
@@ -133,6 +146,31 @@ func (w *writer) queueFinal(b []byte) {
 	}
 	w.ctrl = append(w.ctrl, b...)
 	w.kickLocked()
+}
+
+// waitForRoom is called by the reader goroutine after frames that made this
+// side queue an answer. Past controlHighWater queued control frames it waits
+// until the writer takes them, or fails with errControlFlood after
+// controlDrainTimeout: the peer sends what needs answers and does not read
+// the answers.
+func (w *writer) waitForRoom() error {
+	w.mu.Lock()
+	if w.ctrlCount < controlHighWater || w.sealed || w.failed != nil {
+		w.mu.Unlock()
+		return nil
+	}
+	w.wantRoom = true
+	w.mu.Unlock()
+	t := time.NewTimer(controlDrainTimeout)
+	defer t.Stop()
+	select {
+	case <-w.room:
+		return nil
+	case <-w.s.closed:
+		return nil
+	case <-t.C:
+		return errControlFlood
+	}
 }
 
 // kickLocked hands the token to the writer goroutine if nobody holds it.
@@ -238,6 +276,13 @@ func (w *writer) buildLocked() bool {
 		w.ctrl, w.spare = w.spare[:0], w.ctrl
 		w.bufs = append(w.bufs, w.spare)
 		w.ctrlCount = 0
+		if w.wantRoom {
+			w.wantRoom = false
+			select {
+			case w.room <- struct{}{}:
+			default:
+			}
+		}
 	}
 	if w.sealed {
 		for w.ready.len() > 0 {
