@@ -19,6 +19,7 @@ type Report struct {
 	Failures map[string]map[string]string             `json:"failed,omitempty"`
 	order    []Scenario
 	trs      []string
+	notes    map[string]string
 }
 
 // RunRecord is one run of one scenario on one transport.
@@ -41,8 +42,10 @@ func Run(scenarios []Scenario, transports []Transport, o Options, reps int, prog
 		Failures: map[string]map[string]string{},
 		order:    scenarios,
 	}
+	r.notes = map[string]string{}
 	for _, tr := range transports {
 		r.trs = append(r.trs, tr.Name())
+		r.notes[tr.Name()] = tr.Notes()
 	}
 	for _, s := range scenarios {
 		all := map[string]map[string][]float64{}
@@ -166,7 +169,7 @@ func (r *Report) WriteTable(w io.Writer, baseline string) {
 					continue
 				}
 				v, ok := r.Median[s.Name][tr][k]
-				if !ok || !hasBase || base == 0 || k == "pass" {
+				if !ok || !hasBase || base <= 0 || v < 0 || k == "pass" {
 					fmt.Fprint(tw, "-\t")
 					continue
 				}
@@ -176,6 +179,10 @@ func (r *Report) WriteTable(w io.Writer, baseline string) {
 		}
 	}
 	tw.Flush()
+	fmt.Fprintln(w)
+	for _, tr := range r.trs {
+		fmt.Fprintf(w, "%s: %s\n", tr, r.notes[tr])
+	}
 	for s, m := range r.Failures {
 		for tr, msg := range m {
 			fmt.Fprintf(w, "\nFAILED %s on %s: %s", s, tr, msg)

@@ -3,6 +3,7 @@ package scenario
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 
@@ -80,10 +81,22 @@ func (Mux) Name() string { return "httpstream" }
 
 // Notes says which configuration runs.
 func (m Mux) Notes() string {
-	if m.Config == nil {
-		return "mux over one TCP connection, default Config"
+	var c mux.Config
+	if m.Config != nil {
+		c = *m.Config
 	}
-	return "mux over one TCP connection, custom Config"
+	d := mux.DefaultConfig()
+	pick := func(v, def int) int {
+		if v != 0 {
+			return v
+		}
+		return def
+	}
+	return fmt.Sprintf("one TCP connection; frames of %d KiB, stream windows %d KiB growing to %d KiB, at most %d streams",
+		pick(c.MaxFrameSize, d.MaxFrameSize)>>10,
+		pick(int(c.InitialStreamWindow), int(d.InitialStreamWindow))>>10,
+		pick(int(c.MaxStreamWindow), int(d.MaxStreamWindow))>>10,
+		pick(c.MaxConcurrentStreams, d.MaxConcurrentStreams))
 }
 
 // NewPair starts a client and a server session over a loopback connection.

@@ -164,6 +164,25 @@ func pingPong(c Stream, size, rounds int, every time.Duration) ([]time.Duration,
 	return samples, nil
 }
 
+// pingPongFor is pingPong for a duration instead of a count: one echo every
+// `every`, until d has passed, so a slow transport gets fewer samples
+// rather than a longer run.
+func pingPongFor(c Stream, size int, d, every time.Duration) ([]time.Duration, error) {
+	var samples []time.Duration
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		s, err := pingPong(c, size, 1, 0)
+		if err != nil {
+			return nil, err
+		}
+		samples = append(samples, s[0])
+		if wait := every - s[0]; wait > 0 {
+			time.Sleep(wait) // pacing the workload, not waiting for a state
+		}
+	}
+	return samples, nil
+}
+
 // Open runs o.Opens cycles, one after the other, of: open a stream, the
 // server accepts it, echo one byte, both sides close. Metric: "opens/s".
 func Open(ctx context.Context, tr Transport, o Options) (map[string]float64, error) {
@@ -265,8 +284,7 @@ func Interactive(ctx context.Context, tr Transport, o Options) (map[string]float
 		}
 	}()
 	start := time.Now()
-	rounds := int(o.Interactive / o.EchoEvery)
-	samples, err := pingPong(ec, o.EchoSize, rounds, o.EchoEvery)
+	samples, err := pingPongFor(ec, o.EchoSize, o.Interactive, o.EchoEvery)
 	elapsed := time.Since(start)
 	close(stop)
 	wg.Wait()
@@ -344,25 +362,28 @@ func HOL(ctx context.Context, tr Transport, o Options) (map[string]float64, erro
 			}
 		}
 	}()
-	c, s, err := streamPair(p)
-	if err != nil {
-		return map[string]float64{"pass": 0}, nil // could not even open: blocked
-	}
+	// The bound starts before the second stream opens: a transport whose
+	// stalled stream blocks the whole connection may block the open too.
+	bound := time.NewTimer(o.Timeout / 2)
+	defer bound.Stop()
 	type result struct {
 		d   time.Duration
 		err error
 	}
 	ch := make(chan result, 1)
 	go func() {
+		c, s, err := streamPair(p)
+		if err != nil {
+			ch <- result{err: fmt.Errorf("second stream: %w", err)}
+			return
+		}
 		d, err := transfer(c, s, o.HOLBytes, o.WriteSize)
 		ch <- result{d, err}
 	}()
-	bound := time.NewTimer(o.Timeout / 2)
-	defer bound.Stop()
 	select {
 	case r := <-ch:
 		if r.err != nil {
-			return nil, r.err
+			return nil, stuck(ctx, r.err)
 		}
 		return map[string]float64{"pass": 1, "MB/s": mbps(o.HOLBytes, r.d)}, nil
 	case <-bound.C:
