@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/httpstream-go/httpstream/bench/scenario"
@@ -27,7 +26,7 @@ import (
 
 func main() {
 	quick := flag.Bool("quick", false, "run each scenario about ten times smaller")
-	names := flag.String("scenarios", "", "comma-separated scenarios to run (default all: "+scenarioNames()+")")
+	names := flag.String("scenarios", "", "comma-separated scenarios to run (default all: "+scenario.Names()+")")
 	reps := flag.Int("reps", 3, "runs of each scenario on each transport; the median is shown")
 	jsonOut := flag.String("json", "", "write every run and the summary as JSON to this file")
 	frameSize := flag.Int("frame-size", 0, "mux Config.MaxFrameSize (0: default)")
@@ -50,7 +49,7 @@ func main() {
 		MaxConcurrentStreams: 1 << 20,
 	}
 	transports := []scenario.Transport{scenario.Mux{Config: &cfg}, scenario.TCP{}}
-	selected, err := selectScenarios(*names)
+	selected, err := scenario.Select(*names)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
@@ -69,27 +68,4 @@ func main() {
 	if rep.Failed() {
 		os.Exit(1)
 	}
-}
-
-func scenarioNames() string {
-	var n []string
-	for _, s := range scenario.All {
-		n = append(n, s.Name)
-	}
-	return strings.Join(n, ",")
-}
-
-func selectScenarios(list string) ([]scenario.Scenario, error) {
-	if list == "" {
-		return scenario.All, nil
-	}
-	var out []scenario.Scenario
-	for _, name := range strings.Split(list, ",") {
-		s, ok := scenario.Lookup(strings.TrimSpace(name))
-		if !ok {
-			return nil, fmt.Errorf("unknown scenario %q (have %s)", name, scenarioNames())
-		}
-		out = append(out, s)
-	}
-	return out, nil
 }

@@ -1,9 +1,11 @@
 package frame
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"net/http"
+	"slices"
 )
 
 // Frame is one decoded frame. The fields that mean something depend on Type;
@@ -69,6 +71,26 @@ func (f *Frame) AppendTo(dst []byte) ([]byte, error) {
 	// exact (SPEC 3.3, 11).
 	dst[start+4] = byte(h.Flags)
 	return dst, nil
+}
+
+// Equal reports whether f and g are the same frame: same header, same
+// fields. A nil and an empty payload or settings list are equal, since both
+// encode to nothing.
+func (f *Frame) Equal(g *Frame) bool {
+	if f.FrameHeader != g.FrameHeader || !bytes.Equal(f.Data, g.Data) || f.Code != g.Code ||
+		f.Reason != g.Reason || f.Increment != g.Increment || f.PingData != g.PingData ||
+		f.LastStreamID != g.LastStreamID || !slices.Equal(f.Settings, g.Settings) {
+		return false
+	}
+	if len(f.Headers) != len(g.Headers) {
+		return false
+	}
+	for name, fv := range f.Headers {
+		if gv, ok := g.Headers[name]; !ok || !slices.Equal(fv, gv) {
+			return false
+		}
+	}
+	return true
 }
 
 // String describes f for logs and test failures.

@@ -127,37 +127,18 @@ func (c *Config) resolve() (Config, error) {
 		r = *c
 	}
 	d := DefaultConfig()
-	if r.MaxFrameSize == 0 {
-		r.MaxFrameSize = d.MaxFrameSize
-	}
-	if r.InitialStreamWindow == 0 {
-		r.InitialStreamWindow = d.InitialStreamWindow
-	}
-	if r.MaxStreamWindow == 0 {
-		r.MaxStreamWindow = d.MaxStreamWindow
-	}
-	if r.MaxSessionWindow == 0 {
-		r.MaxSessionWindow = d.MaxSessionWindow
-	}
-	if r.MaxConcurrentStreams == 0 {
-		r.MaxConcurrentStreams = d.MaxConcurrentStreams
-	}
-	if r.AcceptBacklog == 0 {
-		r.AcceptBacklog = d.AcceptBacklog
-	}
-	if r.MaxHeaderBytes == 0 {
-		r.MaxHeaderBytes = d.MaxHeaderBytes
-	}
-	r.KeepAliveInterval = durationOrDefault(r.KeepAliveInterval, d.KeepAliveInterval)
-	r.KeepAliveTimeout = durationOrDefault(r.KeepAliveTimeout, d.KeepAliveTimeout)
-	r.StreamOpenTimeout = durationOrDefault(r.StreamOpenTimeout, d.StreamOpenTimeout)
+	orDefault(&r.MaxFrameSize, d.MaxFrameSize)
+	orDefault(&r.InitialStreamWindow, d.InitialStreamWindow)
+	orDefault(&r.MaxStreamWindow, d.MaxStreamWindow)
+	orDefault(&r.MaxSessionWindow, d.MaxSessionWindow)
+	orDefault(&r.MaxConcurrentStreams, d.MaxConcurrentStreams)
+	orDefault(&r.AcceptBacklog, d.AcceptBacklog)
+	orDefault(&r.MaxHeaderBytes, d.MaxHeaderBytes)
+	r.KeepAliveInterval = defaultOrOff(r.KeepAliveInterval, d.KeepAliveInterval)
+	r.KeepAliveTimeout = defaultOrOff(r.KeepAliveTimeout, d.KeepAliveTimeout)
+	r.StreamOpenTimeout = defaultOrOff(r.StreamOpenTimeout, d.StreamOpenTimeout)
+	r.UnsentLimit = defaultOrOff(r.UnsentLimit, d.UnsentLimit)
 	r.IdleTimeout = max(r.IdleTimeout, 0)
-	switch {
-	case r.UnsentLimit == 0:
-		r.UnsentLimit = d.UnsentLimit
-	case r.UnsentLimit < 0:
-		r.UnsentLimit = 0
-	}
 	if r.Logger == nil {
 		r.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -178,7 +159,16 @@ func (c *Config) resolve() (Config, error) {
 	return r, nil
 }
 
-func durationOrDefault(v, def time.Duration) time.Duration {
+// orDefault replaces a zero field with its default.
+func orDefault[T int | uint32](v *T, def T) {
+	if *v == 0 {
+		*v = def
+	}
+}
+
+// defaultOrOff maps zero to the default and a negative value to 0, which
+// the session reads as "off".
+func defaultOrOff[T int | time.Duration](v, def T) T {
 	switch {
 	case v == 0:
 		return def

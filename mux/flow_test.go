@@ -3,6 +3,7 @@ package mux
 import (
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"runtime"
@@ -19,6 +20,18 @@ import (
 func tcpSessions(t testing.TB, cfg *Config) (*Session, *Session, chan *Stream) {
 	t.Helper()
 	a, b := tcpPair(t)
+	return sessionsOver(t, a, b, cfg)
+}
+
+// pipeSessions is tcpSessions over net.Pipe, usable inside a synctest bubble.
+func pipeSessions(t testing.TB, cfg *Config) (*Session, *Session, chan *Stream) {
+	t.Helper()
+	a, b := netPipe()
+	return sessionsOver(t, a, b, cfg)
+}
+
+func sessionsOver(t testing.TB, a, b net.Conn, cfg *Config) (*Session, *Session, chan *Stream) {
+	t.Helper()
 	accepted := make(chan *Stream, 64)
 	srv, err := Server(b, func(st httpstream.Stream, _ <-chan struct{}) error {
 		accepted <- st.(*Stream)
@@ -182,26 +195,6 @@ func TestWindowsGrowOnlyForFastReaders(t *testing.T) {
 			})
 		})
 	}
-}
-
-// pipeSessions is tcpSessions over net.Pipe, usable inside a synctest bubble.
-func pipeSessions(t testing.TB, cfg *Config) (*Session, *Session, chan *Stream) {
-	t.Helper()
-	a, b := netPipe()
-	accepted := make(chan *Stream, 64)
-	srv, err := Server(b, func(st httpstream.Stream, _ <-chan struct{}) error {
-		accepted <- st.(*Stream)
-		return nil
-	}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cli, err := Client(a, nil, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close(); srv.Close() })
-	return cli, srv, accepted
 }
 
 func TestReadDeadlineInterruptsABlockedRead(t *testing.T) {

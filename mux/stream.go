@@ -55,9 +55,30 @@ type Stream struct {
 }
 
 type deadlines struct {
-	read, write           time.Time
-	readTimer, writeTimer *time.Timer
-	wake                  func()
+	read, write deadline
+	wake        func() // st.wake, made once: a method value allocates
+}
+
+// deadline is one of a stream's two deadlines, with the timer that wakes
+// waiters when it passes.
+type deadline struct {
+	at    time.Time
+	timer *time.Timer
+}
+
+// set moves the deadline to t (zero: none) and re-arms the timer to call
+// wake then, reusing it.
+func (d *deadline) set(t time.Time, wake func()) {
+	d.at = t
+	if t.IsZero() {
+		stopTimer(d.timer)
+		return
+	}
+	if d.timer == nil {
+		d.timer = time.AfterFunc(time.Until(t), wake)
+		return
+	}
+	d.timer.Reset(time.Until(t))
 }
 
 func newStream(s *Session, id uint32, headers http.Header, local bool) *Stream {
@@ -343,8 +364,8 @@ func (st *Stream) failLocked(err error, discard bool) {
 	}
 	st.endQueued = false // a Write still waiting takes its pending slice back
 	if st.dl != nil {
-		stopTimer(st.dl.readTimer)
-		stopTimer(st.dl.writeTimer)
+		stopTimer(st.dl.read.timer)
+		stopTimer(st.dl.write.timer)
 	}
 	st.cond.Broadcast()
 }
@@ -418,9 +439,8 @@ func (st *Stream) SetReadDeadline(t time.Time) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	dl := st.deadlinesLocked()
-	dl.read = t
-	dl.readTimer = armTimer(dl.readTimer, t, dl.wake)
-	st.cond.Broadcast()
+	dl.read.set(t, dl.wake)
+	st.cond.Broadcast() // a waiter re-checks: the deadline may have moved into the past
 	return nil
 }
 
@@ -431,8 +451,7 @@ func (st *Stream) SetWriteDeadline(t time.Time) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	dl := st.deadlinesLocked()
-	dl.write = t
-	dl.writeTimer = armTimer(dl.writeTimer, t, dl.wake)
+	dl.write.set(t, dl.wake)
 	st.cond.Broadcast()
 	return nil
 }
@@ -448,14 +467,14 @@ func (st *Stream) readDeadlineLocked() time.Time {
 	if st.dl == nil {
 		return time.Time{}
 	}
-	return st.dl.read
+	return st.dl.read.at
 }
 
 func (st *Stream) writeDeadlineLocked() time.Time {
 	if st.dl == nil {
 		return time.Time{}
 	}
-	return st.dl.write
+	return st.dl.write.at
 }
 
 func (st *Stream) deadlinePassedLocked(t time.Time) bool {
@@ -470,21 +489,6 @@ func (st *Stream) waitLocked(deadline time.Time) error {
 	}
 	st.cond.Wait()
 	return nil
-}
-
-// armTimer makes t fire f at deadline, reusing t when it exists. A zero
-// deadline stops it.
-func armTimer(t *time.Timer, deadline time.Time, f func()) *time.Timer {
-	if deadline.IsZero() {
-		stopTimer(t)
-		return t
-	}
-	d := time.Until(deadline)
-	if t == nil {
-		return time.AfterFunc(d, f)
-	}
-	t.Reset(d)
-	return t
 }
 
 func stopTimer(t *time.Timer) {

@@ -54,7 +54,7 @@ var peerModules = []string{
 
 func main() {
 	quick := flag.Bool("quick", false, "run each scenario about ten times smaller")
-	names := flag.String("scenarios", "", "comma-separated scenarios to run (default all: "+scenarioNames()+")")
+	names := flag.String("scenarios", "", "comma-separated scenarios to run (default all: "+scenario.Names()+")")
 	trNames := flag.String("transports", "", "comma-separated transports to run (default all: "+strings.Join(transportNames(allTransports()), ",")+"); tcp always runs")
 	reps := flag.Int("reps", 3, "runs of each scenario on each transport; the median is shown")
 	timeout := flag.Duration("timeout", 0, fmt.Sprintf("bound of every scenario run, the same for all transports (0: %s, with -quick %s)", defaultTimeout, quickTimeout))
@@ -75,7 +75,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "peers:", err)
 		os.Exit(2)
 	}
-	selected, err := selectScenarios(*names)
+	selected, err := scenario.Select(*names)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "peers:", err)
 		os.Exit(2)
@@ -85,7 +85,7 @@ func main() {
 		time.Now().Format("2006-01-02"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(),
 		*reps, o.Timeout, map[bool]string{true: "  -quick"}[*quick])
 	rep.WriteTable(os.Stdout, "tcp")
-	writeNotes(os.Stdout, transports)
+	writeNotes(os.Stdout)
 	if *jsonOut != "" {
 		b, _ := json.MarshalIndent(rep, "", "  ")
 		if err := os.WriteFile(*jsonOut, b, 0o644); err != nil {
@@ -142,13 +142,9 @@ func selectTransports(list string) ([]scenario.Transport, error) {
 	return out, nil
 }
 
-// writeNotes prints what each transport is, and the versions of the peer
-// modules this binary was built with.
-func writeNotes(w io.Writer, trs []scenario.Transport) {
-	fmt.Fprintln(w, "\ntransports:")
-	for _, tr := range trs {
-		fmt.Fprintf(w, "  %-10s %s\n", tr.Name(), tr.Notes())
-	}
+// writeNotes prints the versions of the peer modules this binary was built
+// with (the table already ends with what each transport is).
+func writeNotes(w io.Writer) {
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		return
@@ -162,27 +158,4 @@ func writeNotes(w io.Writer, trs []scenario.Transport) {
 	if len(versions) > 0 {
 		fmt.Fprintf(w, "modules: %s\n", strings.Join(versions, ", "))
 	}
-}
-
-func scenarioNames() string {
-	var n []string
-	for _, s := range scenario.All {
-		n = append(n, s.Name)
-	}
-	return strings.Join(n, ",")
-}
-
-func selectScenarios(list string) ([]scenario.Scenario, error) {
-	if list == "" {
-		return scenario.All, nil
-	}
-	var out []scenario.Scenario
-	for _, name := range strings.Split(list, ",") {
-		s, ok := scenario.Lookup(strings.TrimSpace(name))
-		if !ok {
-			return nil, fmt.Errorf("unknown scenario %q (have %s)", name, scenarioNames())
-		}
-		out = append(out, s)
-	}
-	return out, nil
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"time"
 )
 
@@ -90,40 +91,24 @@ func Quick() Options {
 
 func (o Options) withDefaults() Options {
 	d := Default()
-	if o.BulkBytes <= 0 {
-		o.BulkBytes = d.BulkBytes
-	}
-	if o.WriteSize <= 0 {
-		o.WriteSize = d.WriteSize
-	}
-	if o.Streams <= 0 {
-		o.Streams = d.Streams
-	}
-	if o.EchoRounds <= 0 {
-		o.EchoRounds = d.EchoRounds
-	}
-	if o.EchoSize <= 0 {
-		o.EchoSize = d.EchoSize
-	}
-	if o.Interactive <= 0 {
-		o.Interactive = d.Interactive
-	}
-	if o.EchoEvery <= 0 {
-		o.EchoEvery = d.EchoEvery
-	}
-	if o.Opens <= 0 {
-		o.Opens = d.Opens
-	}
-	if o.IdleStreams <= 0 {
-		o.IdleStreams = d.IdleStreams
-	}
-	if o.HOLBytes <= 0 {
-		o.HOLBytes = d.HOLBytes
-	}
-	if o.Timeout <= 0 {
-		o.Timeout = d.Timeout
-	}
+	orDefault(&o.BulkBytes, d.BulkBytes)
+	orDefault(&o.WriteSize, d.WriteSize)
+	orDefault(&o.Streams, d.Streams)
+	orDefault(&o.EchoRounds, d.EchoRounds)
+	orDefault(&o.EchoSize, d.EchoSize)
+	orDefault(&o.Interactive, d.Interactive)
+	orDefault(&o.EchoEvery, d.EchoEvery)
+	orDefault(&o.Opens, d.Opens)
+	orDefault(&o.IdleStreams, d.IdleStreams)
+	orDefault(&o.HOLBytes, d.HOLBytes)
+	orDefault(&o.Timeout, d.Timeout)
 	return o
+}
+
+func orDefault[T int | int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 // Result is what one run of one scenario measured. Metrics maps a metric
@@ -155,6 +140,32 @@ var All = []Scenario{
 	{Name: "mem", Primary: "heap-B/stream", Run: Mem},
 	{Name: "hol", Primary: "pass", HigherIsBetter: true, Run: HOL},
 	{Name: "allocs", Primary: "B/MiB", Run: Allocs},
+}
+
+// Names lists the scenarios' names, comma-separated, in report order.
+func Names() string {
+	names := make([]string, len(All))
+	for i, s := range All {
+		names[i] = s.Name
+	}
+	return strings.Join(names, ",")
+}
+
+// Select returns the scenarios named in a comma-separated list, or All for
+// an empty list.
+func Select(list string) ([]Scenario, error) {
+	if list == "" {
+		return All, nil
+	}
+	var out []Scenario
+	for _, name := range strings.Split(list, ",") {
+		s, ok := Lookup(strings.TrimSpace(name))
+		if !ok {
+			return nil, fmt.Errorf("unknown scenario %q (have %s)", name, Names())
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 // Lookup returns the scenario named name.

@@ -10,18 +10,29 @@ import (
 	"time"
 )
 
+// openStreamPair makes a pair, bounded by ctx (see openPair), and one stream
+// on it; done closes the pair.
+func openStreamPair(ctx context.Context, tr Transport) (p Pair, c, s Stream, done func(), err error) {
+	p, done, err = openPair(ctx, tr)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	c, s, err = streamPair(p)
+	if err != nil {
+		done()
+		return nil, nil, nil, nil, err
+	}
+	return p, c, s, done, nil
+}
+
 // Bulk moves o.BulkBytes over one stream in o.WriteSize writes. Metric:
 // "MB/s" (higher is better), as the receiver saw it.
 func Bulk(ctx context.Context, tr Transport, o Options) (map[string]float64, error) {
-	p, done, err := openPair(ctx, tr)
+	_, c, s, done, err := openStreamPair(ctx, tr)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	c, s, err := streamPair(p)
-	if err != nil {
-		return nil, err
-	}
 	elapsed, err := transfer(c, s, o.BulkBytes, o.WriteSize)
 	if err != nil {
 		return nil, stuck(ctx, err)
@@ -106,15 +117,11 @@ func transfer(c, s Stream, n int64, size int) (time.Duration, error) {
 // RTT times o.EchoRounds round trips of o.EchoSize bytes on one stream.
 // Metrics: "p50-us", "p99-us" (lower is better).
 func RTT(ctx context.Context, tr Transport, o Options) (map[string]float64, error) {
-	p, done, err := openPair(ctx, tr)
+	_, c, s, done, err := openStreamPair(ctx, tr)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	c, s, err := streamPair(p)
-	if err != nil {
-		return nil, err
-	}
 	go echo(s, o.EchoSize)
 	warm := min(100, o.EchoRounds)
 	samples, err := pingPong(c, o.EchoSize, warm+o.EchoRounds, 0)
@@ -238,15 +245,11 @@ func Open(ctx context.Context, tr Transport, o Options) (map[string]float64, err
 // another stream sends bulk at full speed, for o.Interactive. Metrics:
 // "p50-us", "p99-us" of the echo (lower is better) and "bulk-MB/s".
 func Interactive(ctx context.Context, tr Transport, o Options) (map[string]float64, error) {
-	p, done, err := openPair(ctx, tr)
+	p, bc, bs, done, err := openStreamPair(ctx, tr)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	bc, bs, err := streamPair(p)
-	if err != nil {
-		return nil, err
-	}
 	ec, es, err := streamPair(p)
 	if err != nil {
 		return nil, err
@@ -344,15 +347,11 @@ func memNow() (runtime.MemStats, int) {
 // finished within half the time bound, else 0) and "MB/s" of the second
 // stream. A transport without per-stream flow control fails it.
 func HOL(ctx context.Context, tr Transport, o Options) (map[string]float64, error) {
-	p, done, err := openPair(ctx, tr)
+	p, stalled, unread, done, err := openStreamPair(ctx, tr)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	stalled, unread, err := streamPair(p)
-	if err != nil {
-		return nil, err
-	}
 	_ = unread // never read: that is the point
 	go func() {
 		buf := make([]byte, o.WriteSize)
@@ -397,15 +396,11 @@ func HOL(ctx context.Context, tr Transport, o Options) (map[string]float64, erro
 // process allocated meanwhile. Metrics: "B/MiB" and "allocs/MiB" (lower is
 // better).
 func Allocs(ctx context.Context, tr Transport, o Options) (map[string]float64, error) {
-	p, done, err := openPair(ctx, tr)
+	p, c, s, done, err := openStreamPair(ctx, tr)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	c, s, err := streamPair(p)
-	if err != nil {
-		return nil, err
-	}
 	n := min(o.BulkBytes, 64<<20)
 	// Warm up windows and pools with a first transfer on another stream.
 	wc, ws, err := streamPair(p)
