@@ -435,9 +435,9 @@ func (s *Session) handleSettings(f *frame.Frame) error {
 			s.peer.initialWindow = set.Value
 		case frame.SettingMaxHeaderBytes:
 			s.peer.maxHeaderBytes = set.Value
-		case frame.SettingMaxConcurrentStreams:
-			s.peer.maxStreams = set.Value
 		}
+		// MAX_CONCURRENT_STREAMS is advisory (SPEC 4.9): the peer
+		// enforces it with REFUSE, which OpenStream reports.
 	}
 	s.w.peerMaxFrame.Store(s.peer.maxFrameSize)
 	s.mu.Unlock()

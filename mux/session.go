@@ -64,7 +64,6 @@ type peerSettings struct {
 	maxFrameSize   uint32
 	initialWindow  uint32
 	maxHeaderBytes uint32
-	maxStreams     uint32
 }
 
 type pendingPing struct {
@@ -128,7 +127,6 @@ func newSession(conn net.Conn, handler httpstream.NewStreamHandler, cfg *Config,
 		maxFrameSize:   frame.DefaultMaxFrameSize,
 		initialWindow:  frame.DefaultInitialStreamWindow,
 		maxHeaderBytes: frame.DefaultMaxHeaderBytes,
-		maxStreams:     ^uint32(0),
 	}
 	if c.IdleTimeout > 0 {
 		s.idleTimeout.Store(int64(c.IdleTimeout))
