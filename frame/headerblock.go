@@ -15,6 +15,7 @@ type HeaderBlockError struct {
 	Reason string
 }
 
+// Error reads "invalid header block: <reason>".
 func (e *HeaderBlockError) Error() string { return "invalid header block: " + e.Reason }
 
 func headerBlockErrorf(reason string, args ...any) *HeaderBlockError {
