@@ -279,35 +279,14 @@ func refuseByNilHandler(clientHasNil bool) func(t *testing.T) error {
 // GOING_AWAY (SPEC 8.2), seen on the wire by a hand-written client.
 func TestAPIAServerThatIsShuttingDownRefusesLateOpensWithGoingAway(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rawEnd, srvEnd := net.Pipe()
-		accepted := make(chan *mux.Stream, 1)
-		srv, err := mux.Server(srvEnd, acceptInto(accepted), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { closeSession(t, srv, "server") })
-		client := newRawPeer(t, rawEnd)
-		if err := client.fr.ReadPreface(); err != nil {
-			t.Fatalf("reading the server's preface: %v", err)
-		}
-		open1, err := frame.AppendOpen(frame.AppendSettings([]byte(frame.Preface)), 1, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		client.write(open1)
-		client.next(frame.FrameAccept, 1)
-		recv(t, accepted, "the server's handler")
+		srv, client, _ := rawClientWithAcceptedStream(t)
 
 		shutdown := async(func() error { return srv.Shutdown(context.Background()) })
 		goAway := client.next(frame.FrameGoAway, 0)
 		if goAway.Code != frame.CodeNoError || goAway.LastStreamID != 1 {
 			t.Errorf("Shutdown sent GOAWAY code %v, last stream %d; want NO_ERROR, 1", goAway.Code, goAway.LastStreamID)
 		}
-		open3, err := frame.AppendOpen(nil, 3, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		client.write(open3)
+		client.writeOpen(nil, 3)
 		if refuse := client.next(frame.FrameRefuse, 3); refuse.Code != frame.CodeGoingAway {
 			t.Errorf("an OPEN after GOAWAY got REFUSE code %v, want GOING_AWAY", refuse.Code)
 		}
@@ -360,12 +339,8 @@ func TestAPIUnansweredOpensTimeOutAndResetTheHalfOpenStream(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				entered := make(chan *mux.Stream, 1)
 				release := make(chan struct{})
-				// The handler blocks until the test ends.
-				handler := func(st httpstream.Stream, _ <-chan struct{}) error {
-					entered <- st.(*mux.Stream)
-					<-release
-					return nil
-				}
+				// The handler holds the stream until release closes.
+				handler := acceptOnRelease(entered, release)
 				cli, srv := startSessions(t, pipeConns(t), pairOptions{serverHandler: handler, clientConfig: tt.config})
 				releaseOnce := sync.OnceFunc(func() { close(release) })
 				t.Cleanup(releaseOnce)
@@ -434,12 +409,7 @@ func TestAPIHandlerRunsForOneStreamAtATimeInOpenOrder(t *testing.T) {
 		const n = 6
 		entered := make(chan *mux.Stream, n)
 		release := make(chan struct{})
-		handler := func(st httpstream.Stream, _ <-chan struct{}) error {
-			entered <- st.(*mux.Stream)
-			<-release
-			return nil
-		}
-		cli, _ := startSessions(t, pipeConns(t), pairOptions{serverHandler: handler})
+		cli, _ := startSessions(t, pipeConns(t), pairOptions{serverHandler: acceptOnRelease(entered, release)})
 		opens := make(chan error, n)
 		for range n {
 			go func() { _, err := cli.OpenStream(context.Background(), nil); opens <- err }()
@@ -494,20 +464,7 @@ func TestAPIABlockedHandlerDelaysNeitherOtherStreamsNorPings(t *testing.T) {
 			recv(t, blocked, "the handler to block")
 
 			// A megabyte each way on the stream accepted before.
-			data := payload(1, 1<<20)
-			type readResult struct {
-				b   []byte
-				err error
-			}
-			echoed := async(func() readResult { b, err := readAll(echo); return readResult{b, err} })
-			echo.SetWriteDeadline(time.Now().Add(waitTimeout))
-			if err := writeAndClose(echo, data); err != nil {
-				t.Fatalf("writing on an accepted stream while the handler is blocked: %v", err)
-			}
-			r := recv(t, echoed, "the echo")
-			if r.err != nil || !bytes.Equal(r.b, data) {
-				t.Fatalf("echo while the handler is blocked: read %d bytes (err %v), want the %d written", len(r.b), r.err, len(data))
-			}
+			wantEcho(t, echo, payload(1, 1<<20), "on an accepted stream while the handler is blocked")
 			// Pings both ways.
 			pingRTT(t, cli, "with the server's handler blocked, the client's")
 			pingRTT(t, srv, "with its own handler blocked, the server's")
@@ -578,9 +535,7 @@ func TestAPICloseHalfClosesSoThePeerReadsEverythingThenEOF(t *testing.T) {
 			for _, c := range closers {
 				t.Run(c.name, func(t *testing.T) {
 					checkGoroutineLeaks(t)
-					accepted := make(chan *mux.Stream, 1)
-					cli, _ := startSessions(t, tr.dial(t), pairOptions{serverHandler: acceptInto(accepted)})
-					st, peer := openPair(t, cli, accepted)
+					_, _, st, peer := sessionsWithStream(t, tr.dial(t), pairOptions{})
 
 					// More than a default window, so the end of stream
 					// waits behind flow control.
@@ -684,53 +639,42 @@ func TestAPIRemoveStreamsResetsTheStreamsStillOpen(t *testing.T) {
 // Reset ends both directions at once on both sides.
 
 func TestAPIResetFailsFurtherReadsAndWritesOnBothSides(t *testing.T) {
-	resetters := []struct {
-		name        string
-		openerReset bool
-	}{
-		{"the opener resets", true},
-		{"the acceptor resets", false},
-	}
-	for _, r := range resetters {
-		t.Run(r.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				accepted := make(chan *mux.Stream, 1)
-				cli, srv := startSessions(t, pipeConns(t), pairOptions{serverHandler: acceptInto(accepted)})
-				resetter, other := openPair(t, cli, accepted)
-				if !r.openerReset {
-					resetter, other = other, resetter
+	eachSide(t, "the opener resets", "the acceptor resets", func(t *testing.T, openerResets bool) {
+		synctest.Test(t, func(t *testing.T) {
+			cli, srv, resetter, other := sessionsWithStream(t, pipeConns(t), pairOptions{})
+			if !openerResets {
+				resetter, other = other, resetter
+			}
+			// Each side has data the other has not read yet: Reset drops it.
+			for _, st := range []*mux.Stream{resetter, other} {
+				if _, err := st.Write([]byte("never read")); err != nil {
+					t.Fatalf("Write: %v", err)
 				}
-				// Each side has data the other has not read yet: Reset drops it.
-				for _, st := range []*mux.Stream{resetter, other} {
-					if _, err := st.Write([]byte("never read")); err != nil {
-						t.Fatalf("Write: %v", err)
-					}
+			}
+			synctest.Wait()
+			if err := resetter.Reset(); err != nil {
+				t.Errorf("Reset: %v", err)
+			}
+			synctest.Wait()
+			for _, side := range []struct {
+				name string
+				st   *mux.Stream
+			}{{"resetting side", resetter}, {"other side", other}} {
+				side.st.SetDeadline(time.Now().Add(time.Second))
+				n, err := side.st.Read(make([]byte, 64))
+				wantErrIs(t, err, mux.ErrStreamReset, "Read on the "+side.name)
+				if n != 0 {
+					t.Errorf("Read on the %s returned %d bytes of data sent before the reset, want them dropped", side.name, n)
 				}
-				synctest.Wait()
-				if err := resetter.Reset(); err != nil {
-					t.Errorf("Reset: %v", err)
-				}
-				synctest.Wait()
-				for _, side := range []struct {
-					name string
-					st   *mux.Stream
-				}{{"resetting side", resetter}, {"other side", other}} {
-					side.st.SetDeadline(time.Now().Add(time.Second))
-					n, err := side.st.Read(make([]byte, 64))
-					wantErrIs(t, err, mux.ErrStreamReset, "Read on the "+side.name)
-					if n != 0 {
-						t.Errorf("Read on the %s returned %d bytes of data sent before the reset, want them dropped", side.name, n)
-					}
-					_, err = side.st.Write([]byte("x"))
-					wantErrIs(t, err, mux.ErrStreamReset, "Write on the "+side.name)
-				}
-				resetter.Reset() // a second Reset is harmless
-				other.Reset()
-				synctest.Wait()
-				wantNumStreams(t, cli, srv, 0)
-			})
+				_, err = side.st.Write([]byte("x"))
+				wantErrIs(t, err, mux.ErrStreamReset, "Write on the "+side.name)
+			}
+			resetter.Reset() // a second Reset is harmless
+			other.Reset()
+			synctest.Wait()
+			wantNumStreams(t, cli, srv, 0)
 		})
-	}
+	})
 }
 
 func TestAPIResetWakesBlockedReadsAndWritesOnBothSides(t *testing.T) {
@@ -773,7 +717,9 @@ func TestAPIAStreamWhoseReaderStoppedDoesNotStallOthers(t *testing.T) {
 			cli, _ := startSessions(t, tr.dial(t), pairOptions{serverHandler: acceptInto(accepted)})
 
 			stalled, _ := openPair(t, cli, accepted) // the peer never reads it
-			stalled.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+			// Long enough that the window's worth goes out even on a
+			// loaded machine; the rest must wait for the deadline.
+			stalled.SetWriteDeadline(time.Now().Add(time.Second))
 			n, err := stalled.Write(make([]byte, 8<<20))
 			wantDeadlineError(t, err, "a Write bigger than the window of a stream nobody reads")
 			if n <= 0 {
@@ -787,20 +733,7 @@ func TestAPIAStreamWhoseReaderStoppedDoesNotStallOthers(t *testing.T) {
 				io.Copy(busyPeer, busyPeer)
 				busyPeer.Close()
 			}()
-			data := payload(4, 2<<20)
-			type readResult struct {
-				b   []byte
-				err error
-			}
-			echoed := async(func() readResult { b, err := readAll(busy); return readResult{b, err} })
-			busy.SetWriteDeadline(time.Now().Add(waitTimeout))
-			if err := writeAndClose(busy, data); err != nil {
-				t.Fatalf("writing on a second stream while the first is stalled: %v", err)
-			}
-			r := recv(t, echoed, "the second stream's echo")
-			if r.err != nil || !bytes.Equal(r.b, data) {
-				t.Fatalf("the second stream echoed %d bytes (err %v), want the %d written", len(r.b), r.err, len(data))
-			}
+			wantEcho(t, busy, payload(4, 2<<20), "on a second stream while the first is stalled")
 
 			stalled.Reset()
 			wantErrIs(t, recv(t, stalledWrite, "the stalled Write"), mux.ErrStreamReset, "the stalled Write after Reset")
@@ -811,12 +744,7 @@ func TestAPIAStreamWhoseReaderStoppedDoesNotStallOthers(t *testing.T) {
 func TestAPIAWriteLargerThanThePeersWindowWaitsUntilThePeerReads(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const window = 16 << 10
-		accepted := make(chan *mux.Stream, 1)
-		cli, _ := startSessions(t, pipeConns(t), pairOptions{
-			serverHandler: acceptInto(accepted),
-			serverConfig:  &mux.Config{InitialStreamWindow: window, MaxStreamWindow: window},
-		})
-		st, peer := openPair(t, cli, accepted)
+		_, _, st, peer := sessionsWithStream(t, pipeConns(t), pairOptions{serverConfig: fixedWindow(window)})
 		data := payload(5, 4*window)
 		written := async(func() writeResult { n, err := st.Write(data); return writeResult{n, err} })
 		synctest.Wait()
@@ -835,12 +763,7 @@ func TestAPIAWriteLargerThanThePeersWindowWaitsUntilThePeerReads(t *testing.T) {
 func TestAPIAWritePastItsDeadlineReportsWhatFitTheWindow(t *testing.T) {
 	const window = 16 << 10
 	check := func(t *testing.T, conns connPair, deadline time.Duration) {
-		accepted := make(chan *mux.Stream, 1)
-		cli, _ := startSessions(t, conns, pairOptions{
-			serverHandler: acceptInto(accepted),
-			serverConfig:  &mux.Config{InitialStreamWindow: window, MaxStreamWindow: window},
-		})
-		st, peer := openPair(t, cli, accepted)
+		_, _, st, peer := sessionsWithStream(t, conns, pairOptions{serverConfig: fixedWindow(window)})
 		data := payload(6, 4*window)
 		st.SetWriteDeadline(time.Now().Add(deadline))
 		n, err := st.Write(data)
@@ -993,14 +916,8 @@ func TestAPIStreamDeadlinesFollowNetConn(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				accepted := make(chan *mux.Stream, 1)
-				small := &mux.Config{InitialStreamWindow: window, MaxStreamWindow: window}
-				cli, _ := startSessions(t, pipeConns(t), pairOptions{
-					serverHandler: acceptInto(accepted),
-					clientConfig:  small,
-					serverConfig:  small,
-				})
-				st, peer := openPair(t, cli, accepted)
+				small := fixedWindow(window)
+				_, _, st, peer := sessionsWithStream(t, pipeConns(t), pairOptions{clientConfig: small, serverConfig: small})
 				tt.run(t, st, peer)
 			})
 		})
@@ -1011,9 +928,7 @@ func TestAPIReadDeadlinesWorkOnEveryTransport(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
 			checkGoroutineLeaks(t)
-			accepted := make(chan *mux.Stream, 1)
-			cli, _ := startSessions(t, tr.dial(t), pairOptions{serverHandler: acceptInto(accepted)})
-			st, peer := openPair(t, cli, accepted)
+			_, _, st, peer := sessionsWithStream(t, tr.dial(t), pairOptions{})
 			for _, s := range []*mux.Stream{st, peer} {
 				s.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 				_, err := s.Read(make([]byte, 1))
@@ -1031,92 +946,83 @@ func TestAPIReadDeadlinesWorkOnEveryTransport(t *testing.T) {
 // Session.Close.
 
 func TestAPICloseFailsEveryBlockedCallOnBothSides(t *testing.T) {
-	closers := []struct {
-		name         string
-		clientCloses bool
-	}{
-		{"the client closes", true},
-		{"the server closes", false},
-	}
-	for _, c := range closers {
-		t.Run(c.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				const window = 16 << 10
-				release := make(chan struct{})
-				handler := func(accepted chan<- *mux.Stream) httpstream.NewStreamHandler {
-					return func(st httpstream.Stream, _ <-chan struct{}) error {
-						if st.Headers().Get("Block-Handler") != "" {
-							<-release
-							return nil
-						}
-						accepted <- st.(*mux.Stream)
+	eachSide(t, "the client closes", "the server closes", func(t *testing.T, clientCloses bool) {
+		synctest.Test(t, func(t *testing.T) {
+			const window = 16 << 10
+			release := make(chan struct{})
+			handler := func(accepted chan<- *mux.Stream) httpstream.NewStreamHandler {
+				return func(st httpstream.Stream, _ <-chan struct{}) error {
+					if st.Headers().Get("Block-Handler") != "" {
+						<-release
 						return nil
 					}
+					accepted <- st.(*mux.Stream)
+					return nil
 				}
-				toClient, toServer := make(chan *mux.Stream, 2), make(chan *mux.Stream, 2)
-				small := &mux.Config{InitialStreamWindow: window, MaxStreamWindow: window}
-				cli, srv := startSessions(t, pipeConns(t), pairOptions{
-					clientHandler: handler(toClient),
-					serverHandler: handler(toServer),
-					clientConfig:  small,
-					serverConfig:  small,
-				})
-				t.Cleanup(func() { close(release) })
-
-				// On each side: a Read waiting for data, a Write waiting for
-				// window and an OpenStream waiting for the peer's handler.
-				type blockedCall struct {
-					name string
-					done <-chan error
-				}
-				var calls []blockedCall
-				for _, side := range []struct {
-					name         string
-					s            *mux.Session
-					peerAccepted chan *mux.Stream
-				}{{"client", cli, toServer}, {"server", srv, toClient}} {
-					r, _ := openPair(t, side.s, side.peerAccepted)
-					w, _ := openPair(t, side.s, side.peerAccepted)
-					calls = append(calls,
-						blockedCall{"the " + side.name + "'s Read", async(func() error { _, err := r.Read(make([]byte, 1)); return err })},
-						blockedCall{"the " + side.name + "'s Write", async(func() error { _, err := w.Write(make([]byte, 4*window)); return err })},
-						blockedCall{"the " + side.name + "'s OpenStream", async(func() error {
-							_, err := side.s.OpenStream(context.Background(), http.Header{"Block-Handler": {"yes"}})
-							return err
-						})},
-					)
-				}
-				synctest.Wait()
-				for _, call := range calls {
-					notYet(t, call.done, call.name+" must block until the close")
-				}
-
-				closer := srv
-				if c.clientCloses {
-					closer = cli
-				}
-				if err := closer.Close(); err != nil {
-					t.Errorf("Close: %v", err)
-				}
-				for _, call := range calls {
-					wantErrIs(t, recv(t, call.done, call.name), mux.ErrSessionClosed, call.name+", blocked when the session closed")
-				}
-				recv(t, cli.CloseChan(), "the client's CloseChan")
-				recv(t, srv.CloseChan(), "the server's CloseChan")
-				for _, side := range []struct {
-					name string
-					s    *mux.Session
-				}{{"client", cli}, {"server", srv}} {
-					_, err := side.s.OpenStream(context.Background(), nil)
-					wantErrIs(t, err, mux.ErrSessionClosed, "the "+side.name+"'s OpenStream after the close")
-					_, err = side.s.CreateStream(nil)
-					wantErrIs(t, err, mux.ErrSessionClosed, "the "+side.name+"'s CreateStream after the close")
-					_, err = side.s.Ping(context.Background())
-					wantErrIs(t, err, mux.ErrSessionClosed, "the "+side.name+"'s Ping after the close")
-				}
+			}
+			toClient, toServer := make(chan *mux.Stream, 2), make(chan *mux.Stream, 2)
+			small := fixedWindow(window)
+			cli, srv := startSessions(t, pipeConns(t), pairOptions{
+				clientHandler: handler(toClient),
+				serverHandler: handler(toServer),
+				clientConfig:  small,
+				serverConfig:  small,
 			})
+			t.Cleanup(func() { close(release) })
+
+			// On each side: a Read waiting for data, a Write waiting for
+			// window and an OpenStream waiting for the peer's handler.
+			type blockedCall struct {
+				name string
+				done <-chan error
+			}
+			var calls []blockedCall
+			for _, side := range []struct {
+				name         string
+				s            *mux.Session
+				peerAccepted chan *mux.Stream
+			}{{"client", cli, toServer}, {"server", srv, toClient}} {
+				r, _ := openPair(t, side.s, side.peerAccepted)
+				w, _ := openPair(t, side.s, side.peerAccepted)
+				calls = append(calls,
+					blockedCall{"the " + side.name + "'s Read", async(func() error { _, err := r.Read(make([]byte, 1)); return err })},
+					blockedCall{"the " + side.name + "'s Write", async(func() error { _, err := w.Write(make([]byte, 4*window)); return err })},
+					blockedCall{"the " + side.name + "'s OpenStream", async(func() error {
+						_, err := side.s.OpenStream(context.Background(), http.Header{"Block-Handler": {"yes"}})
+						return err
+					})},
+				)
+			}
+			synctest.Wait()
+			for _, call := range calls {
+				notYet(t, call.done, call.name+" must block until the close")
+			}
+
+			closer := srv
+			if clientCloses {
+				closer = cli
+			}
+			if err := closer.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+			for _, call := range calls {
+				wantErrIs(t, recv(t, call.done, call.name), mux.ErrSessionClosed, call.name+", blocked when the session closed")
+			}
+			recv(t, cli.CloseChan(), "the client's CloseChan")
+			recv(t, srv.CloseChan(), "the server's CloseChan")
+			for _, side := range []struct {
+				name string
+				s    *mux.Session
+			}{{"client", cli}, {"server", srv}} {
+				_, err := side.s.OpenStream(context.Background(), nil)
+				wantErrIs(t, err, mux.ErrSessionClosed, "the "+side.name+"'s OpenStream after the close")
+				_, err = side.s.CreateStream(nil)
+				wantErrIs(t, err, mux.ErrSessionClosed, "the "+side.name+"'s CreateStream after the close")
+				_, err = side.s.Ping(context.Background())
+				wantErrIs(t, err, mux.ErrSessionClosed, "the "+side.name+"'s Ping after the close")
+			}
 		})
-	}
+	})
 }
 
 func TestAPIABlockedPingFailsWhenTheSessionEnds(t *testing.T) {
@@ -1151,32 +1057,24 @@ func TestAPIABlockedPingFailsWhenTheSessionEnds(t *testing.T) {
 func TestAPIClosingASessionIsNoticedByThePeer(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
-			for _, clientCloses := range []bool{true, false} {
-				name := "the server closes"
-				if clientCloses {
-					name = "the client closes"
+			eachSide(t, "the client closes", "the server closes", func(t *testing.T, clientCloses bool) {
+				checkGoroutineLeaks(t)
+				cli, srv, st, peer := sessionsWithStream(t, tr.dial(t), pairOptions{})
+				closer, other, otherStream := cli, srv, peer
+				if !clientCloses {
+					closer, other, otherStream = srv, cli, st
 				}
-				t.Run(name, func(t *testing.T) {
-					checkGoroutineLeaks(t)
-					accepted := make(chan *mux.Stream, 1)
-					cli, srv := startSessions(t, tr.dial(t), pairOptions{serverHandler: acceptInto(accepted)})
-					st, peer := openPair(t, cli, accepted)
-					closer, other, otherStream := cli, srv, peer
-					if !clientCloses {
-						closer, other, otherStream = srv, cli, st
-					}
-					read := async(func() error { _, err := otherStream.Read(make([]byte, 1)); return err })
-					closer.Close()
-					recv(t, other.CloseChan(), "the peer's CloseChan")
-					wantErrIs(t, recv(t, read, "the peer's Read"), mux.ErrSessionClosed, "the peer's blocked Read")
-					_, err := other.OpenStream(testContext(t), nil)
-					wantErrIs(t, err, mux.ErrSessionClosed, "the peer's OpenStream")
-					_, err = other.Ping(testContext(t))
-					wantErrIs(t, err, mux.ErrSessionClosed, "the peer's Ping")
-					_, err = otherStream.Write([]byte("x"))
-					wantErrIs(t, err, mux.ErrSessionClosed, "the peer's Write")
-				})
-			}
+				read := async(func() error { _, err := otherStream.Read(make([]byte, 1)); return err })
+				closer.Close()
+				recv(t, other.CloseChan(), "the peer's CloseChan")
+				wantErrIs(t, recv(t, read, "the peer's Read"), mux.ErrSessionClosed, "the peer's blocked Read")
+				_, err := other.OpenStream(testContext(t), nil)
+				wantErrIs(t, err, mux.ErrSessionClosed, "the peer's OpenStream")
+				_, err = other.Ping(testContext(t))
+				wantErrIs(t, err, mux.ErrSessionClosed, "the peer's Ping")
+				_, err = otherStream.Write([]byte("x"))
+				wantErrIs(t, err, mux.ErrSessionClosed, "the peer's Write")
+			})
 		})
 	}
 }
@@ -1188,31 +1086,25 @@ type keepOpenConn struct{ net.Conn }
 func (keepOpenConn) Close() error { return nil }
 
 func TestAPICloseIsNoticedInBandWhenAProxyKeepsTheConnectionOpen(t *testing.T) {
-	for _, clientCloses := range []bool{true, false} {
-		name := "the server closes"
+	eachSide(t, "the client closes", "the server closes", func(t *testing.T, clientCloses bool) {
+		checkGoroutineLeaks(t)
+		conns := tcpConns(t)
 		if clientCloses {
-			name = "the client closes"
+			conns.client = keepOpenConn{conns.client}
+		} else {
+			conns.server = keepOpenConn{conns.server}
 		}
-		t.Run(name, func(t *testing.T) {
-			checkGoroutineLeaks(t)
-			conns := tcpConns(t)
-			if clientCloses {
-				conns.client = keepOpenConn{conns.client}
-			} else {
-				conns.server = keepOpenConn{conns.server}
-			}
-			cli, srv := startSessions(t, conns, pairOptions{serverHandler: echoHandler})
-			closer, other := srv, cli
-			if clientCloses {
-				closer, other = cli, srv
-			}
-			go closer.Close() // it may wait for the peer to drop the connection
-			recv(t, other.CloseChan(), "the peer to notice the close through the still-open connection")
-			_, err := other.Ping(testContext(t))
-			wantErrIs(t, err, mux.ErrSessionClosed, "the peer's Ping")
-			recv(t, closer.CloseChan(), "the closer's CloseChan")
-		})
-	}
+		cli, srv := startSessions(t, conns, pairOptions{serverHandler: echoHandler})
+		closer, other := srv, cli
+		if clientCloses {
+			closer, other = cli, srv
+		}
+		go closer.Close() // it may wait for the peer to drop the connection
+		recv(t, other.CloseChan(), "the peer to notice the close through the still-open connection")
+		_, err := other.Ping(testContext(t))
+		wantErrIs(t, err, mux.ErrSessionClosed, "the peer's Ping")
+		recv(t, closer.CloseChan(), "the closer's CloseChan")
+	})
 }
 
 func TestAPICloseIsIdempotentAndSafeFromManyGoroutines(t *testing.T) {
@@ -1260,34 +1152,26 @@ func TestAPICloseIsIdempotentAndSafeFromManyGoroutines(t *testing.T) {
 func TestAPISessionsCloseWhenTheConnectionUnderThemFails(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
-			for _, clientSide := range []bool{true, false} {
-				name := "the server's connection is closed"
-				if clientSide {
-					name = "the client's connection is closed"
+			eachSide(t, "the client's connection is closed", "the server's connection is closed", func(t *testing.T, clientSide bool) {
+				checkGoroutineLeaks(t)
+				conns := tr.dial(t)
+				cli, srv, st, peer := sessionsWithStream(t, conns, pairOptions{})
+				read := func(s *mux.Stream) func() error {
+					return func() error { _, err := s.Read(make([]byte, 1)); return err }
 				}
-				t.Run(name, func(t *testing.T) {
-					checkGoroutineLeaks(t)
-					conns := tr.dial(t)
-					accepted := make(chan *mux.Stream, 1)
-					cli, srv := startSessions(t, conns, pairOptions{serverHandler: acceptInto(accepted)})
-					st, peer := openPair(t, cli, accepted)
-					read := func(s *mux.Stream) func() error {
-						return func() error { _, err := s.Read(make([]byte, 1)); return err }
-					}
-					cliRead, srvRead := async(read(st)), async(read(peer))
-					raw := conns.rawServer
-					if clientSide {
-						raw = conns.rawClient
-					}
-					raw.Close() // under TLS, the TCP connection beneath it
-					recv(t, cli.CloseChan(), "the client's CloseChan")
-					recv(t, srv.CloseChan(), "the server's CloseChan")
-					wantErrIs(t, recv(t, cliRead, "the client's Read"), mux.ErrSessionClosed, "the client's blocked Read")
-					wantErrIs(t, recv(t, srvRead, "the server's Read"), mux.ErrSessionClosed, "the server's blocked Read")
-					_, err := cli.Ping(testContext(t))
-					wantErrIs(t, err, mux.ErrSessionClosed, "the client's Ping")
-				})
-			}
+				cliRead, srvRead := async(read(st)), async(read(peer))
+				raw := conns.rawServer
+				if clientSide {
+					raw = conns.rawClient
+				}
+				raw.Close() // under TLS, the TCP connection beneath it
+				recv(t, cli.CloseChan(), "the client's CloseChan")
+				recv(t, srv.CloseChan(), "the server's CloseChan")
+				wantErrIs(t, recv(t, cliRead, "the client's Read"), mux.ErrSessionClosed, "the client's blocked Read")
+				wantErrIs(t, recv(t, srvRead, "the server's Read"), mux.ErrSessionClosed, "the server's blocked Read")
+				_, err := cli.Ping(testContext(t))
+				wantErrIs(t, err, mux.ErrSessionClosed, "the client's Ping")
+			})
 		})
 	}
 }
@@ -1332,50 +1216,44 @@ func TestAPIPingReturnsAPositiveRoundTripTime(t *testing.T) {
 // Shutdown.
 
 func TestAPIShutdownWaitsForOpenStreamsThenCloses(t *testing.T) {
-	for _, clientShutsDown := range []bool{true, false} {
-		name := "the server shuts down"
-		if clientShutsDown {
-			name = "the client shuts down"
-		}
-		t.Run(name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				toClient, toServer := make(chan *mux.Stream, 2), make(chan *mux.Stream, 2)
-				cli, srv := startSessions(t, pipeConns(t), pairOptions{
-					clientHandler: acceptInto(toClient),
-					serverHandler: acceptInto(toServer),
-				})
-				// One stream opened by each side.
-				a, aPeer := openPair(t, cli, toServer)
-				b, bPeer := openPair(t, srv, toClient)
-				shutter, other := srv, cli
-				if clientShutsDown {
-					shutter, other = cli, srv
-				}
-				done := async(func() error { return shutter.Shutdown(context.Background()) })
-				synctest.Wait()
-				notYet(t, done, "Shutdown must wait while streams are open")
-				wantOpen(t, shutter, "the session shutting down")
-
-				// No new streams, from either side.
-				_, err := other.OpenStream(testContext(t), nil)
-				wantErrIs(t, err, mux.ErrStreamRefused, "the peer opening a stream during Shutdown")
-				if _, err := shutter.OpenStream(testContext(t), nil); err == nil {
-					t.Error("the side shutting down opened a new stream")
-				}
-
-				// The open streams carry on.
-				exchange(t, a, aPeer, []byte("still"), []byte("flowing"))
-				synctest.Wait()
-				notYet(t, done, "Shutdown must wait while one stream is open")
-				exchange(t, bPeer, b, []byte("both"), []byte("ways"))
-				if err := recv(t, done, "Shutdown"); err != nil {
-					t.Errorf("Shutdown: %v", err)
-				}
-				recv(t, shutter.CloseChan(), "CloseChan of the side that shut down")
-				recv(t, other.CloseChan(), "CloseChan of its peer")
+	eachSide(t, "the client shuts down", "the server shuts down", func(t *testing.T, clientShutsDown bool) {
+		synctest.Test(t, func(t *testing.T) {
+			toClient, toServer := make(chan *mux.Stream, 2), make(chan *mux.Stream, 2)
+			cli, srv := startSessions(t, pipeConns(t), pairOptions{
+				clientHandler: acceptInto(toClient),
+				serverHandler: acceptInto(toServer),
 			})
+			// One stream opened by each side.
+			a, aPeer := openPair(t, cli, toServer)
+			b, bPeer := openPair(t, srv, toClient)
+			shutter, other := srv, cli
+			if clientShutsDown {
+				shutter, other = cli, srv
+			}
+			done := async(func() error { return shutter.Shutdown(context.Background()) })
+			synctest.Wait()
+			notYet(t, done, "Shutdown must wait while streams are open")
+			wantOpen(t, shutter, "the session shutting down")
+
+			// No new streams, from either side.
+			_, err := other.OpenStream(testContext(t), nil)
+			wantErrIs(t, err, mux.ErrStreamRefused, "the peer opening a stream during Shutdown")
+			if _, err := shutter.OpenStream(testContext(t), nil); err == nil {
+				t.Error("the side shutting down opened a new stream")
+			}
+
+			// The open streams carry on.
+			exchange(t, a, aPeer, []byte("still"), []byte("flowing"))
+			synctest.Wait()
+			notYet(t, done, "Shutdown must wait while one stream is open")
+			exchange(t, bPeer, b, []byte("both"), []byte("ways"))
+			if err := recv(t, done, "Shutdown"); err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+			recv(t, shutter.CloseChan(), "CloseChan of the side that shut down")
+			recv(t, other.CloseChan(), "CloseChan of its peer")
 		})
-	}
+	})
 	t.Run("with no streams open it closes at once", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			cli, srv := startSessions(t, pipeConns(t), pairOptions{})
@@ -1394,9 +1272,7 @@ func TestAPIShutdownWaitsForOpenStreamsThenCloses(t *testing.T) {
 
 func TestAPIShutdownReturnsTheContextErrorWhenItEndsFirst(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		accepted := make(chan *mux.Stream, 1)
-		cli, srv := startSessions(t, pipeConns(t), pairOptions{serverHandler: acceptInto(accepted)})
-		st, peer := openPair(t, cli, accepted) // never closed
+		cli, srv, st, peer := sessionsWithStream(t, pipeConns(t), pairOptions{}) // the stream is never closed
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		start := time.Now()
@@ -1652,13 +1528,7 @@ func TestAPIConfig(t *testing.T) {
 	for _, tt := range valid {
 		t.Run(tt.name, func(t *testing.T) {
 			checkGoroutineLeaks(t)
-			accepted := make(chan *mux.Stream, 1)
-			cli, _ := startSessions(t, pipeConns(t), pairOptions{
-				serverHandler: acceptInto(accepted),
-				clientConfig:  tt.cfg,
-				serverConfig:  tt.cfg,
-			})
-			st, peer := openPair(t, cli, accepted)
+			cli, _, st, peer := sessionsWithStream(t, pipeConns(t), pairOptions{clientConfig: tt.cfg, serverConfig: tt.cfg})
 			exchange(t, st, peer, payload(7, 100<<10), payload(8, 100<<10))
 			ping(t, cli, "the client's")
 		})
@@ -1666,9 +1536,7 @@ func TestAPIConfig(t *testing.T) {
 
 	t.Run("a nil Config advertises the default stream window", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			accepted := make(chan *mux.Stream, 1)
-			cli, _ := startSessions(t, pipeConns(t), pairOptions{serverHandler: acceptInto(accepted)})
-			st, _ := openPair(t, cli, accepted)
+			_, _, st, _ := sessionsWithStream(t, pipeConns(t), pairOptions{})
 			st.SetWriteDeadline(time.Now().Add(time.Second))
 			n, err := st.Write(make([]byte, 4*mux.DefaultInitialStreamWindow))
 			wantDeadlineError(t, err, "a Write to a peer that reads nothing")
@@ -1864,21 +1732,12 @@ func TestAPIAPeerThatBreaksTheProtocolGetsAGoAwayAndTheSessionCloses(t *testing.
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				rawEnd, srvEnd := net.Pipe()
-				srv, err := mux.Server(srvEnd, httpstream.NoOpNewStreamHandler, &mux.Config{
+				srv, client := serverWithRawClient(t, httpstream.NoOpNewStreamHandler, &mux.Config{
 					InitialStreamWindow: window,
 					MaxStreamWindow:     window,
 					MaxFrameSize:        1024,
 					MaxHeaderBytes:      1024,
 				})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { closeSession(t, srv, "server") })
-				client := newRawPeer(t, rawEnd)
-				if err := client.fr.ReadPreface(); err != nil {
-					t.Fatalf("reading the server's preface: %v", err)
-				}
 				hello := []byte(frame.Preface)
 				if !tt.noSettings {
 					hello = frame.AppendSettings(hello)
@@ -1893,7 +1752,7 @@ func TestAPIAPeerThatBreaksTheProtocolGetsAGoAwayAndTheSessionCloses(t *testing.
 				}
 				// The server may stop reading in the middle of the bad
 				// frame, so this Write may fail; the GOAWAY tells.
-				go rawEnd.Write(tt.bad)
+				go client.conn.Write(tt.bad)
 				goAway := client.next(frame.FrameGoAway, 0)
 				if goAway.Code != tt.wantCode {
 					t.Errorf("GOAWAY code %v, want %v (reason %q)", goAway.Code, tt.wantCode, goAway.Reason)
@@ -1902,7 +1761,7 @@ func TestAPIAPeerThatBreaksTheProtocolGetsAGoAwayAndTheSessionCloses(t *testing.
 					t.Error("the GOAWAY gives no reason")
 				}
 				recv(t, srv.CloseChan(), "the server to close")
-				_, err = srv.Ping(context.Background())
+				_, err := srv.Ping(context.Background())
 				wantErrIs(t, err, mux.ErrSessionClosed, "Ping after a protocol error")
 				if err != nil && err.Error() == mux.ErrSessionClosed.Error() {
 					t.Errorf("the session's error %q does not say what was wrong", err)
@@ -1926,9 +1785,7 @@ func TestAPIDataReceivedBeforeThePeerClosedStaysReadable(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				accepted := make(chan *mux.Stream, 1)
-				cli, srv := startSessions(t, pipeConns(t), pairOptions{serverHandler: acceptInto(accepted)})
-				st, peer := openPair(t, cli, accepted)
+				cli, srv, st, peer := sessionsWithStream(t, pipeConns(t), pairOptions{})
 				if _, err := peer.Write([]byte("tail")); err != nil {
 					t.Fatal(err)
 				}
@@ -1973,12 +1830,7 @@ func TestAPIOpeningWithHeadersOverThePeersLimitFailsAndTheSessionLivesOn(t *test
 func TestAPICloseDoesNotWaitForWindowOrForThePeer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const window = 16 << 10
-		accepted := make(chan *mux.Stream, 1)
-		cli, _ := startSessions(t, pipeConns(t), pairOptions{
-			serverHandler: acceptInto(accepted),
-			serverConfig:  &mux.Config{InitialStreamWindow: window, MaxStreamWindow: window},
-		})
-		st, peer := openPair(t, cli, accepted)
+		_, _, st, peer := sessionsWithStream(t, pipeConns(t), pairOptions{serverConfig: fixedWindow(window)})
 		st.SetWriteDeadline(time.Now().Add(time.Second))
 		n, err := st.Write(make([]byte, 4*window))
 		wantDeadlineError(t, err, "a Write filling the window")
@@ -2009,9 +1861,7 @@ func TestAPIConcurrentWritesOnOneStreamDoNotInterleave(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
 			checkGoroutineLeaks(t)
-			accepted := make(chan *mux.Stream, 1)
-			cli, _ := startSessions(t, tr.dial(t), pairOptions{serverHandler: acceptInto(accepted)})
-			st, peer := openPair(t, cli, accepted)
+			_, _, st, peer := sessionsWithStream(t, tr.dial(t), pairOptions{})
 			st.SetWriteDeadline(time.Now().Add(waitTimeout))
 			written := async(func() error {
 				var wg sync.WaitGroup
@@ -2055,9 +1905,7 @@ func TestAPIConcurrentWritesOnOneStreamDoNotInterleave(t *testing.T) {
 func TestAPIStreamsReportTheConnectionsAddresses(t *testing.T) {
 	checkGoroutineLeaks(t)
 	conns := tcpConns(t)
-	accepted := make(chan *mux.Stream, 1)
-	cli, srv := startSessions(t, conns, pairOptions{serverHandler: acceptInto(accepted)})
-	st, peer := openPair(t, cli, accepted)
+	cli, srv, st, peer := sessionsWithStream(t, conns, pairOptions{})
 	for _, c := range []struct {
 		name        string
 		local, want net.Addr
@@ -2177,27 +2025,14 @@ func TestAPIAPeerThatFloodsPingsWithoutReadingIsCutOff(t *testing.T) {
 
 func TestAPIASessionToleratesWhatTheProtocolAllows(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rawEnd, srvEnd := net.Pipe()
 		accepted := make(chan *mux.Stream, 1)
-		srv, err := mux.Server(srvEnd, acceptInto(accepted), &mux.Config{KeepAliveInterval: -1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { closeSession(t, srv, "server") })
-		client := newRawPeer(t, rawEnd)
-		if err := client.fr.ReadPreface(); err != nil {
-			t.Fatalf("reading the server's preface: %v", err)
-		}
+		srv, client := serverWithRawClient(t, acceptInto(accepted), &mux.Config{KeepAliveInterval: -1})
 		hello := frame.AppendSettings([]byte(frame.Preface))
 		// An unknown frame type, with undefined flags, on a stream that
 		// was never opened.
 		hello = frame.AppendFrameHeader(hello, frame.FrameHeader{Length: 10, Type: 0x42, Flags: 0xff, StreamID: 7})
 		hello = append(hello, make([]byte, 10)...)
-		open, err := frame.AppendOpen(hello, 1, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		client.write(open)
+		client.writeOpen(hello, 1)
 		client.next(frame.FrameAccept, 1)
 		st := recv(t, accepted, "the server's handler")
 
@@ -2217,11 +2052,7 @@ func TestAPIASessionToleratesWhatTheProtocolAllows(t *testing.T) {
 			}
 		}
 		wantOpen(t, srv, "the server")
-		open3, err := frame.AppendOpen(nil, 3, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		client.write(open3)
+		client.writeOpen(nil, 3)
 		client.next(frame.FrameAccept, 3)
 		recv(t, accepted, "the server's handler for stream 3")
 	})
@@ -2233,24 +2064,7 @@ func TestAPIASessionToleratesWhatTheProtocolAllows(t *testing.T) {
 
 func TestAPIAReadDeadlineHoldsWhileTheRestOfAFrameIsLate(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rawEnd, srvEnd := net.Pipe()
-		accepted := make(chan *mux.Stream, 1)
-		srv, err := mux.Server(srvEnd, acceptInto(accepted), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { closeSession(t, srv, "server") })
-		client := newRawPeer(t, rawEnd)
-		if err := client.fr.ReadPreface(); err != nil {
-			t.Fatalf("reading the server's preface: %v", err)
-		}
-		open, err := frame.AppendOpen(frame.AppendSettings([]byte(frame.Preface)), 1, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		client.write(open)
-		client.next(frame.FrameAccept, 1)
-		st := recv(t, accepted, "the server's handler")
+		_, client, st := rawClientWithAcceptedStream(t)
 
 		st.SetReadDeadline(time.Now().Add(time.Second))
 		read := async(func() writeResult { n, err := st.Read(make([]byte, 100)); return writeResult{n, err} })

@@ -1,6 +1,7 @@
 package mux_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -53,6 +54,15 @@ var transports = []transport{
 	{"net.Pipe", pipeConns},
 	{"TCP loopback", tcpConns},
 	{"TLS over loopback", tlsConns},
+}
+
+// eachSide runs f as two subtests, since most behaviours must hold
+// whichever side of the connection sets them off: first one named
+// clientName with client true, then one named serverName with client false.
+func eachSide(t *testing.T, clientName, serverName string, f func(t *testing.T, client bool)) {
+	t.Helper()
+	t.Run(clientName, func(t *testing.T) { f(t, true) })
+	t.Run(serverName, func(t *testing.T) { f(t, false) })
 }
 
 func pipeConns(t testing.TB) connPair {
@@ -232,6 +242,17 @@ func acceptInto(streams chan<- *mux.Stream) httpstream.NewStreamHandler {
 	}
 }
 
+// acceptOnRelease returns a handler that hands every stream to the test
+// through entered, then holds it until release is closed before it accepts:
+// for tests of what happens while the peer's handler is still deciding.
+func acceptOnRelease(entered chan<- *mux.Stream, release <-chan struct{}) httpstream.NewStreamHandler {
+	return func(st httpstream.Stream, _ <-chan struct{}) error {
+		entered <- st.(*mux.Stream)
+		<-release
+		return nil
+	}
+}
+
 // echoHandler accepts every stream and sends back what it reads until the
 // peer half-closes, then half-closes too.
 func echoHandler(st httpstream.Stream, _ <-chan struct{}) error {
@@ -330,6 +351,29 @@ func openPair(t testing.TB, opener *mux.Session, accepted <-chan *mux.Stream) (l
 	return local, peer
 }
 
+// sessionsWithStream starts a client and a server session on conns, as
+// startSessions does, with a server that accepts every stream, and opens one
+// stream from the client: st is the client's end, peer the server's. Most
+// stream tests need no more than that. opts.serverHandler must be nil: the
+// server's handler is the one that hands over the stream.
+func sessionsWithStream(t testing.TB, conns connPair, opts pairOptions) (cli, srv *mux.Session, st, peer *mux.Stream) {
+	t.Helper()
+	if opts.serverHandler != nil {
+		t.Fatal("sessionsWithStream sets the server's handler itself")
+	}
+	accepted := make(chan *mux.Stream, 1)
+	opts.serverHandler = acceptInto(accepted)
+	cli, srv = startSessions(t, conns, opts)
+	st, peer = openPair(t, cli, accepted)
+	return cli, srv, st, peer
+}
+
+// fixedWindow is a Config whose streams' receive window is n and never grows,
+// for tests in which a Write must run out of window after n octets.
+func fixedWindow(n uint32) *mux.Config {
+	return &mux.Config{InitialStreamWindow: n, MaxStreamWindow: n}
+}
+
 // readAll reads st to io.EOF, bounded by a read deadline.
 func readAll(st *mux.Stream) ([]byte, error) {
 	st.SetReadDeadline(time.Now().Add(waitTimeout))
@@ -384,6 +428,26 @@ func exchange(t testing.TB, local, peer *mux.Stream, question, answer []byte) {
 	}
 	if err := recv(t, answered, "the answer's Write and Close"); err != nil {
 		t.Fatalf("writing the answer: %v", err)
+	}
+}
+
+// wantEcho writes data to st and half-closes it while it reads st to its
+// end, and fails the test unless what comes back is data: a check that st
+// carries a whole round trip (its peer must echo). what says which stream.
+func wantEcho(t testing.TB, st *mux.Stream, data []byte, what string) {
+	t.Helper()
+	type readResult struct {
+		b   []byte
+		err error
+	}
+	echoed := async(func() readResult { b, err := readAll(st); return readResult{b, err} })
+	st.SetWriteDeadline(time.Now().Add(waitTimeout))
+	if err := writeAndClose(st, data); err != nil {
+		t.Fatalf("writing %s: %v", what, err)
+	}
+	r := recv(t, echoed, "the echo "+what)
+	if r.err != nil || !bytes.Equal(r.b, data) {
+		t.Fatalf("echo %s: read %d bytes (err %v), want the %d written", what, len(r.b), r.err, len(data))
 	}
 }
 
@@ -521,6 +585,18 @@ func (p *rawPeer) write(b []byte) {
 	}
 }
 
+// writeOpen writes prefix and, after it in the same Write, an OPEN of stream
+// id without headers: the tests open streams by hand, some right behind the
+// preface.
+func (p *rawPeer) writeOpen(prefix []byte, id uint32) {
+	p.t.Helper()
+	b, err := frame.AppendOpen(prefix, id, nil)
+	if err != nil {
+		p.t.Fatalf("encoding an OPEN of stream %d: %v", id, err)
+	}
+	p.write(b)
+}
+
 // next reads frames until one of type ft arrives on stream id, skipping the
 // others (the session's PINGs, WINDOW_UPDATEs), and returns a copy of it. It
 // never writes: on a net.Pipe, a write here could wait for a session that is
@@ -540,6 +616,40 @@ func (p *rawPeer) next(ft frame.FrameType, id uint32) frame.Frame {
 			return *f
 		}
 	}
+}
+
+// serverWithRawClient starts a mux.Server with handler and cfg on one end of
+// a net.Pipe and returns it with a rawPeer on the other end that has read the
+// server's preface (and nothing else yet), for tests of what a server does
+// with frames a client writes by hand. The session is closed when the test
+// ends, after the pipe.
+func serverWithRawClient(t testing.TB, handler httpstream.NewStreamHandler, cfg *mux.Config) (srv *mux.Session, client *rawPeer) {
+	t.Helper()
+	rawEnd, srvEnd := net.Pipe()
+	srv, err := mux.Server(srvEnd, handler, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeSession(t, srv, "server") })
+	client = newRawPeer(t, rawEnd)
+	if err := client.fr.ReadPreface(); err != nil {
+		t.Fatalf("reading the server's preface: %v", err)
+	}
+	return srv, client
+}
+
+// rawClientWithAcceptedStream is serverWithRawClient with a server (default
+// Config) that accepts every stream, after the raw client sent its preface,
+// SETTINGS and an OPEN of stream 1 in one Write and got the ACCEPT: st is the
+// server's end of stream 1, for tests of frames that arrive on an open stream.
+func rawClientWithAcceptedStream(t testing.TB) (srv *mux.Session, client *rawPeer, st *mux.Stream) {
+	t.Helper()
+	accepted := make(chan *mux.Stream, 1)
+	srv, client = serverWithRawClient(t, acceptInto(accepted), nil)
+	client.writeOpen(frame.AppendSettings([]byte(frame.Preface)), 1)
+	client.next(frame.FrameAccept, 1)
+	st = recv(t, accepted, "the server's handler")
+	return srv, client, st
 }
 
 func (f writeResult) String() string { return fmt.Sprintf("(%d, %v)", f.n, f.err) }

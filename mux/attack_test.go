@@ -28,6 +28,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"runtime/metrics"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -150,18 +151,24 @@ type atkHeap struct {
 func atkHeapStart() *atkHeap {
 	runtime.GC()
 	runtime.GC() // the second one empties the sync.Pools' victim caches
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return &atkHeap{base: m.HeapAlloc, goroutine: runtime.NumGoroutine()}
+	return &atkHeap{base: atkLiveHeap(), goroutine: runtime.NumGoroutine()}
+}
+
+// atkLiveHeap returns the live heap as the last GC marked it. HeapAlloc
+// read after runtime.GC would also count what the attack allocated (and
+// dropped) between the GC and the read, which at a flood's rate is
+// megabytes of garbage.
+func atkLiveHeap() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
 
 func (h *atkHeap) sample() int64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	g := int64(m.HeapAlloc) - int64(h.base)
+	g := int64(atkLiveHeap()) - int64(h.base)
 	h.peak = max(h.peak, g)
 	h.goroutine = max(h.goroutine, runtime.NumGoroutine())
 	h.samples++
@@ -210,6 +217,23 @@ func (h *atkHeap) check(t *testing.T, bound int64, what string) {
 	t.Logf("heap: %s: peak growth %d KiB over %d samples (last %d KiB); bound %d KiB", what, peak>>10, n, last>>10, bound>>10)
 	if peak > bound {
 		t.Errorf("heap grew %d octets during %s, past the documented bound of %d", peak, what, bound)
+	}
+}
+
+// watchControlQueue is watch for the attacks that fill the server session
+// s's control-frame queue, which must stay within its cap: each sample also
+// notes the queue's length, and stop returns the longest seen.
+func (h *atkHeap) watchControlQueue(t *testing.T, s *Session) (stop func() (peakQueued int)) {
+	t.Helper()
+	var peak int
+	stopWatch := h.watch(t, 20*time.Millisecond, func() {
+		s.w.mu.Lock()
+		peak = max(peak, s.w.ctrlCount)
+		s.w.mu.Unlock()
+	})
+	return func() int {
+		stopWatch() // the sampler has stopped: peak is ours to read
+		return peak
 	}
 }
 
@@ -416,7 +440,10 @@ func (h *atkServer) handle(hs httpstream.Stream, replySent <-chan struct{}) erro
 				return
 			}
 		}
-		io.Copy(st, st)
+		// A small buffer: the handler's goroutines are the test's, and a
+		// 32 KiB buffer each (io.Copy's) would be counted against the
+		// session's memory bound during floods of short-lived streams.
+		io.CopyBuffer(st, st, make([]byte, 1024))
 		st.Close()
 	}()
 	return nil
@@ -836,6 +863,52 @@ func (p *atkPeer) open(t *testing.T, h http.Header) uint32 {
 	return id
 }
 
+// openAccepted opens the next stream with headers h, waits for the server's
+// ACCEPT and returns its ID: the open stream most attacks aim at.
+func (p *atkPeer) openAccepted(t *testing.T, h http.Header) uint32 {
+	t.Helper()
+	id := p.open(t, h)
+	p.awaitFrame(t, frame.FrameAccept, id)
+	return id
+}
+
+// openFrames encodes OPENs, all with headers h, of the next n streams, for an
+// attack that sends them in one write.
+func (p *atkPeer) openFrames(n int, h http.Header) []byte {
+	var b []byte
+	for range n {
+		b = append(b, openFrame(p.nextID, h)...)
+		p.nextID += 2
+	}
+	return b
+}
+
+// atkPings encodes n PINGs whose data starts with tag and ends with their
+// index, for floods; the reader counts their ACKs in floodAcks.
+func atkPings(n int, tag [4]byte) []byte {
+	b := make([]byte, 0, n*atkPingAck)
+	for i := range n {
+		b = frame.AppendPing(b, 0, [8]byte{tag[0], tag[1], tag[2], tag[3], 0, 0, byte(i >> 8), byte(i)})
+	}
+	return b
+}
+
+// floodPings writes pings (built by atkPings) over and over, for at most 4
+// s, until the server session ends or stops reading, and returns how many
+// PINGs went out: for a peer that does not read the ACKs, whose session the
+// server must end once its control queue is full.
+func (p *atkPeer) floodPings(pings []byte) (sent int) {
+	deadline := time.Now().Add(4 * time.Second)
+	for !p.srv.isClosed() && time.Now().Before(deadline) {
+		p.conn.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
+		if _, err := p.conn.Write(pings); err != nil {
+			break // the server stopped reading, or closed
+		}
+		sent += len(pings) / atkPingAck
+	}
+	return sent
+}
+
 // await returns the next frame that match accepts, skipping others; a
 // GOAWAY it does not accept fails the test.
 func (p *atkPeer) await(t *testing.T, what string, match func(*frame.Frame) bool) *frame.Frame {
@@ -935,8 +1008,7 @@ func (p *atkPeer) carriesOn(t *testing.T) {
 // that the echo handler sends it back and half-closes.
 func (p *atkPeer) echoStream(t *testing.T, msg string) {
 	t.Helper()
-	id := p.open(t, nil)
-	p.awaitFrame(t, frame.FrameAccept, id)
+	id := p.openAccepted(t, nil)
 	p.mustWrite(t, frame.AppendData(nil, id, frame.FlagEndStream, []byte(msg)))
 	var got []byte
 	for {
@@ -996,6 +1068,16 @@ func atkSessionError(t *testing.T, s *Session, code frame.ErrCode) error {
 	return err
 }
 
+// atkKeepAliveEnded waits for s to end and checks that its keepalive ended
+// it, the only defence against a peer that goes silent.
+func atkKeepAliveEnded(t *testing.T, s *Session) {
+	t.Helper()
+	atkRecv(t, s.CloseChan(), "the server session to end")
+	if err := s.closedErr(); !strings.Contains(err.Error(), "keepalive timeout") {
+		t.Errorf("server session ended with %v, want a keepalive timeout", err)
+	}
+}
+
 // atkRace reports whether the test binary was built with -race.
 func atkRace() bool {
 	bi, ok := debug.ReadBuildInfo()
@@ -1037,49 +1119,51 @@ func atkNewTest(t *testing.T, cfg *Config, readBuffer int, onAccept func(n int, 
 	return h, p, g
 }
 
+// atkHandshaken is atkNewTest after the attacker's handshake with the
+// default settings, its reader started: where most attacks begin.
+func atkHandshaken(t *testing.T, cfg *Config) (*atkServer, *atkPeer, *atkGood) {
+	t.Helper()
+	h, p, g := atkNewTest(t, cfg, 0, nil)
+	p.handshake(t)
+	return h, p, g
+}
+
+// atkSmallSockBuf is the socket buffer size of atkNewTestSmallBuffers.
+const atkSmallSockBuf = 4 << 10
+
+// atkNewTestSmallBuffers is atkNewTest with small socket buffers on the
+// attacker's receiving side and the server's sending side, for attacks by a
+// peer that does not read: the server's writes to it block after a few
+// kilobytes, so its queues fill fast.
+func atkNewTestSmallBuffers(t *testing.T, cfg *Config) (*atkServer, *atkPeer, *atkGood) {
+	t.Helper()
+	return atkNewTest(t, cfg, atkSmallSockBuf, func(n int, c *net.TCPConn) {
+		if n == 0 { // the attacker's connection
+			c.SetWriteBuffer(atkSmallSockBuf)
+		}
+	})
+}
+
 // ---- the attacks ----
 
 func TestAttackPingFlood(t *testing.T) {
 	t.Run("without reading the ACKs: ENHANCE_YOUR_CALM", func(t *testing.T) {
-		// Small socket buffers on the attacker's receiving side and the
-		// server's sending side, so the server's writes block after a few
+		// Small socket buffers, so the server's writes block after a few
 		// kilobytes of ACKs and its control queue fills fast.
-		const sockBuf = 4 << 10
 		cfg := atkConfig()
-		_, p, g := atkNewTest(t, cfg, sockBuf, func(n int, c *net.TCPConn) {
-			if n == 0 {
-				c.SetWriteBuffer(sockBuf)
-			}
-		})
+		_, p, g := atkNewTestSmallBuffers(t, cfg)
 		p.mustWrite(t, frame.AppendSettings([]byte(frame.Preface), atkSettings...))
 		p.readHello(t) // and never read again
 
-		const batch = 256
-		pings := make([]byte, 0, batch*atkPingAck)
-		for i := range batch {
-			pings = frame.AppendPing(pings, 0, [8]byte{1, 2, 3, 4, 0, 0, byte(i >> 8), byte(i)})
-		}
-		var peakQueued int
+		pings := atkPings(256, [4]byte{1, 2, 3, 4})
 		heap := atkHeapStart()
-		stopWatch := heap.watch(t, 20*time.Millisecond, func() {
-			p.srv.w.mu.Lock()
-			peakQueued = max(peakQueued, p.srv.w.ctrlCount)
-			p.srv.w.mu.Unlock()
-		})
+		stopWatch := heap.watchControlQueue(t, p.srv)
 		stopGood := g.during(t)
 
-		sent := 0
-		deadline := time.Now().Add(4 * time.Second)
-		for !p.srv.isClosed() && time.Now().Before(deadline) {
-			p.conn.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
-			if _, err := p.conn.Write(pings); err != nil {
-				break // the server stopped reading, or closed
-			}
-			sent += batch
-		}
+		sent := p.floodPings(pings)
 		err := atkSessionError(t, p.srv, frame.CodeEnhanceYourCalm)
 		stopGood()
-		stopWatch()
+		peakQueued := stopWatch()
 		t.Logf("%d PINGs sent before the server ended the session: %v (peak control queue seen: %d frames)", sent, err, peakQueued)
 		if sent < maxQueuedControl {
 			t.Errorf("the session ended after %d PINGs, fewer than the control-queue cap %d", sent, maxQueuedControl)
@@ -1097,13 +1181,9 @@ func TestAttackPingFlood(t *testing.T) {
 		// rate can make the server queue more ACKs than the cap, and the
 		// cap is then allowed to end the session (SPEC 10.2).
 		cfg := atkConfig()
-		_, p, g := atkNewTest(t, cfg, 0, nil)
-		p.handshake(t)
+		_, p, g := atkHandshaken(t, cfg)
 		const batch, total, unanswered = 500, 50_000, 2000
-		pings := make([]byte, 0, batch*atkPingAck)
-		for i := range batch {
-			pings = frame.AppendPing(pings, 0, [8]byte{1, 2, 3, 4, 0, 0, byte(i >> 8), byte(i)})
-		}
+		pings := atkPings(batch, [4]byte{1, 2, 3, 4})
 		heap := atkHeapStart()
 		stopWatch := heap.watch(t, 20*time.Millisecond, nil)
 		stopGood := g.during(t)
@@ -1128,13 +1208,9 @@ func TestAttackPingFlood(t *testing.T) {
 		// writer, so it waits for the writer (controlHighWater) instead of
 		// ending a session whose peer does read.
 		cfg := atkConfig()
-		_, p, g := atkNewTest(t, cfg, 0, nil)
-		p.handshake(t)
+		_, p, g := atkHandshaken(t, cfg)
 		const batch, total = 500, 100_000
-		pings := make([]byte, 0, batch*atkPingAck)
-		for i := range batch {
-			pings = frame.AppendPing(pings, 0, [8]byte{1, 2, 3, 4, 0, 0, byte(i >> 8), byte(i)})
-		}
+		pings := atkPings(batch, [4]byte{1, 2, 3, 4})
 		heap := atkHeapStart()
 		stopWatch := heap.watch(t, 20*time.Millisecond, nil)
 		for sent := 0; sent < total; sent += batch {
@@ -1172,12 +1248,9 @@ func TestAttackWindowUpdates(t *testing.T) {
 
 	t.Run("a flood of increments of 1: carries on", func(t *testing.T) {
 		cfg := atkConfig()
-		_, p, g := atkNewTest(t, cfg, 0, nil)
-		p.handshake(t)
-		open := p.open(t, nil)
-		p.awaitFrame(t, frame.FrameAccept, open)
-		closed := p.open(t, nil)
-		p.awaitFrame(t, frame.FrameAccept, closed)
+		_, p, g := atkHandshaken(t, cfg)
+		open := p.openAccepted(t, nil)
+		closed := p.openAccepted(t, nil)
 		p.mustWrite(t, frame.AppendReset(nil, closed, frame.CodeCancel, ""))
 		const perWrite, writes = 10_000, 15
 		onOpen, onClosed := updates(open, perWrite), updates(closed, perWrite)
@@ -1203,10 +1276,8 @@ func TestAttackWindowUpdates(t *testing.T) {
 
 	t.Run("one increment past 2^31-1: FLOW_CONTROL_ERROR", func(t *testing.T) {
 		cfg := atkConfig()
-		_, p, g := atkNewTest(t, cfg, 0, nil)
-		p.handshake(t)
-		id := p.open(t, nil)
-		p.awaitFrame(t, frame.FrameAccept, id)
+		_, p, g := atkHandshaken(t, cfg)
+		id := p.openAccepted(t, nil)
 		heap := atkHeapStart()
 		p.mustWrite(t, frame.AppendWindowUpdate(nil, id, frame.MaxWindow))
 		p.expectGoAway(t, frame.CodeFlowControlError, atkWait)
@@ -1219,8 +1290,7 @@ func TestAttackWindowUpdates(t *testing.T) {
 		_, p, g := atkNewTest(t, cfg, 0, nil)
 		const n = 50_000
 		p.handshake(t, frame.Setting{ID: frame.SettingInitialStreamWindow, Value: frame.MaxWindow - n})
-		id := p.open(t, nil)
-		p.awaitFrame(t, frame.FrameAccept, id)
+		id := p.openAccepted(t, nil)
 		heap := atkHeapStart()
 		p.mustWrite(t, updates(id, n))
 		p.carriesOn(t) // the window is now exactly 2^31-1: allowed
@@ -1238,8 +1308,7 @@ func TestAttackRapidOpenThenReset(t *testing.T) {
 	// 100,000 streams opened and reset at once, in batches of 500 pairs,
 	// while the attacker reads (and drops) whatever the server answers.
 	cfg := atkConfig()
-	_, p, g := atkNewTest(t, cfg, 0, nil)
-	p.handshake(t)
+	_, p, g := atkHandshaken(t, cfg)
 	p.forward.Store(false) // counted, not kept
 	const pairs, batch = 100_000, 500
 	buf := make([]byte, 0, batch*64)
@@ -1308,17 +1377,11 @@ func TestAttackRapidOpenThenReset(t *testing.T) {
 func TestAttackOpenFlood(t *testing.T) {
 	t.Run("past MaxConcurrentStreams: REFUSE STREAM_LIMIT", func(t *testing.T) {
 		cfg := atkConfig() // MaxConcurrentStreams 16, AcceptBacklog 16
-		_, p, g := atkNewTest(t, cfg, 0, nil)
-		p.handshake(t)
+		_, p, g := atkHandshaken(t, cfg)
 		const extra = 500
 		heap := atkHeapStart()
-		var buf []byte
 		first := p.nextID
-		for range cfg.MaxConcurrentStreams + extra {
-			buf = append(buf, openFrame(p.nextID, nil)...)
-			p.nextID += 2
-		}
-		p.mustWrite(t, buf)
+		p.mustWrite(t, p.openFrames(cfg.MaxConcurrentStreams+extra, nil))
 		p.carriesOn(t) // every REFUSE was queued before the ACK
 		if n := p.refusals[frame.CodeStreamLimit].Load(); n != extra {
 			t.Errorf("%d REFUSE STREAM_LIMIT, want %d (one per stream past the limit)", n, extra)
@@ -1351,18 +1414,12 @@ func TestAttackOpenFlood(t *testing.T) {
 	t.Run("past AcceptBacklog: REFUSE STREAM_LIMIT", func(t *testing.T) {
 		cfg := atkConfig()
 		cfg.AcceptBacklog = 4 // MaxConcurrentStreams 16 is more than the backlog and the handler hold
-		h, p, g := atkNewTest(t, cfg, 0, nil)
-		p.handshake(t)
+		h, p, g := atkHandshaken(t, cfg)
 		const total = 101
 		heap := atkHeapStart()
 		// The first stream's handler blocks: the rest wait in the backlog.
 		p.open(t, http.Header{"Mode": {"block"}})
-		var buf []byte
-		for range total - 1 {
-			buf = append(buf, openFrame(p.nextID, nil)...)
-			p.nextID += 2
-		}
-		p.mustWrite(t, buf)
+		p.mustWrite(t, p.openFrames(total-1, nil))
 		p.carriesOn(t)
 		refused := int(p.refusals[frame.CodeStreamLimit].Load())
 		// The handler took stream 1 off the backlog, or not yet when the
@@ -1405,8 +1462,7 @@ func TestAttackHeaderBlockBombs(t *testing.T) {
 	} {
 		t.Run(tt.name+": FRAME_SIZE_ERROR", func(t *testing.T) {
 			cfg := atkConfig()
-			_, p, g := atkNewTest(t, cfg, 0, nil)
-			p.handshake(t)
+			_, p, g := atkHandshaken(t, cfg)
 			open := openFrame(p.nextID, bigValue(tt.blockLen(cfg)))
 			if n := len(open) - frame.HeaderSize; n != tt.blockLen(cfg) {
 				t.Fatalf("block of %d octets, want %d", n, tt.blockLen(cfg))
@@ -1425,8 +1481,7 @@ func TestAttackHeaderBlockBombs(t *testing.T) {
 
 	t.Run("1,025 tiny values: REFUSE PROTOCOL_ERROR, 1,024 are fine", func(t *testing.T) {
 		cfg := atkConfig()
-		_, p, g := atkNewTest(t, cfg, 0, nil)
-		p.handshake(t)
+		_, p, g := atkHandshaken(t, cfg)
 		heap := atkHeapStart()
 		bomb := atkBlock("Tiny", make([]int, frame.MaxHeaderValues+1)...)
 		id := p.nextID
@@ -1454,18 +1509,13 @@ func TestAttackHeaderBlockBombs(t *testing.T) {
 
 	t.Run("one value just under MaxHeaderBytes, on every stream allowed: accepted", func(t *testing.T) {
 		cfg := atkConfig()
-		_, p, g := atkNewTest(t, cfg, 0, nil)
-		p.handshake(t)
+		_, p, g := atkHandshaken(t, cfg)
 		h := bigValue(cfg.MaxHeaderBytes)
 		if n := len(openFrame(1, h)) - frame.HeaderSize; n != cfg.MaxHeaderBytes {
 			t.Fatalf("block of %d octets, want %d", n, cfg.MaxHeaderBytes)
 		}
-		var buf []byte
 		first := p.nextID
-		for range cfg.MaxConcurrentStreams {
-			buf = append(buf, openFrame(p.nextID, h)...)
-			p.nextID += 2
-		}
+		buf := p.openFrames(cfg.MaxConcurrentStreams, h)
 		heap := atkHeapStart()
 		p.mustWrite(t, buf)
 		for i := range cfg.MaxConcurrentStreams {
@@ -1494,10 +1544,8 @@ func TestAttackDataPastTheWindow(t *testing.T) {
 	t.Run("one frame longer than the whole window: FLOW_CONTROL_ERROR", func(t *testing.T) {
 		cfg := atkConfig()
 		cfg.InitialStreamWindow, cfg.MaxStreamWindow = 8<<10, 8<<10 // below MaxFrameSize 16 KiB
-		_, p, g := atkNewTest(t, cfg, 0, nil)
-		p.handshake(t)
-		id := p.open(t, nil)
-		p.awaitFrame(t, frame.FrameAccept, id)
+		_, p, g := atkHandshaken(t, cfg)
+		id := p.openAccepted(t, nil)
 		heap := atkHeapStart()
 		p.mustWrite(t, frame.AppendData(nil, id, 0, make([]byte, cfg.InitialStreamWindow+1)))
 		p.expectGoAway(t, frame.CodeFlowControlError, atkWait)
@@ -1507,10 +1555,8 @@ func TestAttackDataPastTheWindow(t *testing.T) {
 
 	t.Run("one octet past a full window the handler does not read: FLOW_CONTROL_ERROR", func(t *testing.T) {
 		cfg := atkConfig()
-		_, p, g := atkNewTest(t, cfg, 0, nil)
-		p.handshake(t)
-		id := p.open(t, http.Header{"Mode": {"hold"}})
-		p.awaitFrame(t, frame.FrameAccept, id)
+		_, p, g := atkHandshaken(t, cfg)
+		id := p.openAccepted(t, http.Header{"Mode": {"hold"}})
 		chunk := make([]byte, cfg.MaxFrameSize)
 		heap := atkHeapStart()
 		for range int(cfg.InitialStreamWindow) / len(chunk) {
@@ -1539,10 +1585,8 @@ func TestAttackOneOctetDataFrames(t *testing.T) {
 	// A million DATA frames of one octet each on a stream whose handler
 	// reads everything, within the windows the server grants.
 	cfg := atkConfig()
-	h, p, g := atkNewTest(t, cfg, 0, nil)
-	p.handshake(t)
-	id := p.open(t, http.Header{"Mode": {"sink"}})
-	p.awaitFrame(t, frame.FrameAccept, id)
+	h, p, g := atkHandshaken(t, cfg)
+	id := p.openAccepted(t, http.Header{"Mode": {"sink"}})
 	// A million; a quarter of that under the race detector, which slows
 	// this loop about twentyfold (6 s for the million on 2 cores).
 	total := int64(1_000_000)
@@ -1678,10 +1722,7 @@ func TestAttackFrameHeaderThatPromisesAHugeLength(t *testing.T) {
 			p.stall(t, stalled)
 			p.expectGoAway(t, frame.CodeTimeout, atkKeepAliveBound(cfg))
 			t.Logf("GOAWAY %v after the stall", time.Since(start).Round(time.Millisecond))
-			atkRecv(t, p.srv.CloseChan(), "the server session to end")
-			if err := p.srv.closedErr(); !strings.Contains(err.Error(), "keepalive timeout") {
-				t.Errorf("server session ended with %v, want a keepalive timeout", err)
-			}
+			atkKeepAliveEnded(t, p.srv)
 			heap.check(t, atkBound(cfg, atkPingAck), "a frame stalled mid-payload")
 			g.check(t, "after the attack")
 		})
@@ -1714,10 +1755,7 @@ func TestAttackSlowloris(t *testing.T) {
 			if took < cfg.KeepAliveTimeout {
 				t.Errorf("the session ended after %v, before KeepAliveTimeout %v", took, cfg.KeepAliveTimeout)
 			}
-			atkRecv(t, p.srv.CloseChan(), "the server session to end")
-			if err := p.srv.closedErr(); !strings.Contains(err.Error(), "keepalive timeout") {
-				t.Errorf("server session ended with %v, want a keepalive timeout", err)
-			}
+			atkKeepAliveEnded(t, p.srv)
 			heap.check(t, atkBound(cfg, atkPingAck), "a silent peer")
 			// The well-behaved session outlived several keepalive
 			// timeouts: it answered the server's pings.
@@ -1728,26 +1766,15 @@ func TestAttackSlowloris(t *testing.T) {
 
 func TestAttackPeerThatNeverReads(t *testing.T) {
 	// The attacker grants the largest window, opens a stream whose handler
-	// writes without end, and never reads. Small socket buffers on its
-	// receiving side and the server's sending side make the server's
-	// writes block soon.
-	const sockBuf = 4 << 10
+	// writes without end, and never reads. Small socket buffers make the
+	// server's writes block soon.
 	cfg := atkConfig()
-	h, p, g := atkNewTest(t, cfg, sockBuf, func(n int, c *net.TCPConn) {
-		if n == 0 {
-			c.SetWriteBuffer(sockBuf)
-		}
-	})
+	h, p, g := atkNewTestSmallBuffers(t, cfg)
 	p.mustWrite(t, frame.AppendSettings([]byte(frame.Preface),
 		frame.Setting{ID: frame.SettingInitialStreamWindow, Value: frame.MaxWindow}))
 	p.readHello(t) // and never read again
-	var peakQueued int
 	heap := atkHeapStart()
-	stopWatch := heap.watch(t, 20*time.Millisecond, func() {
-		p.srv.w.mu.Lock()
-		peakQueued = max(peakQueued, p.srv.w.ctrlCount)
-		p.srv.w.mu.Unlock()
-	})
+	stopWatch := heap.watchControlQueue(t, p.srv)
 	stopGood := g.during(t)
 	p.open(t, http.Header{"Mode": {"flood"}})
 
@@ -1773,23 +1800,10 @@ func TestAttackPeerThatNeverReads(t *testing.T) {
 
 	// Now PINGs: their ACKs cannot be written, so they queue, up to the
 	// cap (SPEC 10.2).
-	const batch = 256
-	pings := make([]byte, 0, batch*atkPingAck)
-	for i := range batch {
-		pings = frame.AppendPing(pings, 0, [8]byte{9, 9, 9, 9, 0, 0, byte(i >> 8), byte(i)})
-	}
-	sent := 0
-	deadline := time.Now().Add(4 * time.Second)
-	for !p.srv.isClosed() && time.Now().Before(deadline) {
-		p.conn.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
-		if _, err := p.conn.Write(pings); err != nil {
-			break
-		}
-		sent += batch
-	}
+	sent := p.floodPings(atkPings(256, [4]byte{9, 9, 9, 9}))
 	err := atkSessionError(t, p.srv, frame.CodeEnhanceYourCalm)
 	stopGood()
-	stopWatch()
+	peakQueued := stopWatch()
 	t.Logf("%d PINGs sent, then %v (peak control queue seen: %d frames)", sent, err, peakQueued)
 	if peakQueued > maxQueuedControl {
 		t.Errorf("%d control frames queued, past the cap %d", peakQueued, maxQueuedControl)
@@ -1815,6 +1829,18 @@ func atkServerOpens(t *testing.T, p *atkPeer) (uint32, <-chan error) {
 	}()
 	f := p.await(t, "the server's OPEN", func(f *frame.Frame) bool { return f.Type == frame.FrameOpen })
 	return f.StreamID, res
+}
+
+// atkServerOpensAccepted is atkServerOpens with the attacker accepting the
+// stream: it returns the stream's ID once the server's OpenStream succeeded.
+func atkServerOpensAccepted(t *testing.T, p *atkPeer) uint32 {
+	t.Helper()
+	id, res := atkServerOpens(t, p)
+	p.mustWrite(t, frame.AppendAccept(nil, id))
+	if err := atkRecv(t, res, "OpenStream to return"); err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
 
 // atkWithReason returns a frame of type typ (REFUSE, RESET or GOAWAY) whose
@@ -1857,8 +1883,7 @@ func TestAttackReasonTexts(t *testing.T) {
 		attack func(t *testing.T, h *atkServer, p *atkPeer) frame.ErrCode
 	}{
 		{"RESET with 1,024 octets: carries on", func(t *testing.T, h *atkServer, p *atkPeer) frame.ErrCode {
-			id := p.open(t, http.Header{"Mode": {"sink"}})
-			p.awaitFrame(t, frame.FrameAccept, id)
+			id := p.openAccepted(t, http.Header{"Mode": {"sink"}})
 			p.mustWrite(t, atkWithReason(frame.FrameReset, id, frame.CodeCancel, frame.MaxReasonBytes))
 			res := atkRecv(t, h.sunk, "the handler's Read to fail")
 			if !errors.Is(res.err, ErrStreamReset) || !strings.Contains(res.err.Error(), strconvQuote(reason)) {
@@ -1867,8 +1892,7 @@ func TestAttackReasonTexts(t *testing.T) {
 			return frame.CodeNoError
 		}},
 		{"RESET with 1,025 octets: FRAME_SIZE_ERROR", func(t *testing.T, h *atkServer, p *atkPeer) frame.ErrCode {
-			id := p.open(t, nil)
-			p.awaitFrame(t, frame.FrameAccept, id)
+			id := p.openAccepted(t, nil)
 			p.mustWrite(t, atkWithReason(frame.FrameReset, id, frame.CodeCancel, frame.MaxReasonBytes+1))
 			return frame.CodeFrameSizeError
 		}},
@@ -1922,8 +1946,7 @@ func TestAttackReasonTexts(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := atkConfig()
-			h, p, g := atkNewTest(t, cfg, 0, nil)
-			p.handshake(t)
+			h, p, g := atkHandshaken(t, cfg)
 			heap := atkHeapStart()
 			switch code := tt.attack(t, h, p); code {
 			case frame.CodeNoError:
@@ -1965,14 +1988,12 @@ func TestAttackFramesOnClosedUnknownAndIdleStreams(t *testing.T) {
 	}{
 		// Closed streams: ignored.
 		{"a stream the attacker reset", func(t *testing.T, p *atkPeer) []byte {
-			id := p.open(t, nil)
-			p.awaitFrame(t, frame.FrameAccept, id)
+			id := p.openAccepted(t, nil)
 			p.mustWrite(t, frame.AppendReset(nil, id, frame.CodeCancel, ""))
 			return append(closedFrames(id), frame.AppendAccept(nil, id)...)
 		}, frame.CodeNoError},
 		{"a stream the server reset", func(t *testing.T, p *atkPeer) []byte {
-			id := p.open(t, http.Header{"Mode": {"reset"}})
-			p.awaitFrame(t, frame.FrameAccept, id)
+			id := p.openAccepted(t, http.Header{"Mode": {"reset"}})
 			p.awaitFrame(t, frame.FrameReset, id)
 			return closedFrames(id)
 		}, frame.CodeNoError},
@@ -1993,8 +2014,7 @@ func TestAttackFramesOnClosedUnknownAndIdleStreams(t *testing.T) {
 		}, frame.CodeNoError},
 		{"an ID the attacker skipped (below one it opened)", func(t *testing.T, p *atkPeer) []byte {
 			p.nextID = 5
-			id := p.open(t, nil)
-			p.awaitFrame(t, frame.FrameAccept, id)
+			p.openAccepted(t, nil) // stream 5
 			return closedFrames(3)
 		}, frame.CodeNoError},
 		// Never opened (idle): PROTOCOL_ERROR, whatever the parity.
@@ -2002,8 +2022,7 @@ func TestAttackFramesOnClosedUnknownAndIdleStreams(t *testing.T) {
 			return frame.AppendData(nil, 1, 0, []byte("x"))
 		}, frame.CodeProtocolError},
 		{"WINDOW_UPDATE on an attacker ID past the last it opened", func(t *testing.T, p *atkPeer) []byte {
-			id := p.open(t, nil)
-			p.awaitFrame(t, frame.FrameAccept, id)
+			id := p.openAccepted(t, nil)
 			return frame.AppendWindowUpdate(nil, id+2, 1)
 		}, frame.CodeProtocolError},
 		{"RESET on a far attacker ID", func(t *testing.T, p *atkPeer) []byte {
@@ -2025,27 +2044,21 @@ func TestAttackFramesOnClosedUnknownAndIdleStreams(t *testing.T) {
 			return frame.AppendRefuse(nil, 2, frame.CodeRefused, "")
 		}, frame.CodeProtocolError},
 		{"WINDOW_UPDATE on the server's next ID after one it opened", func(t *testing.T, p *atkPeer) []byte {
-			id, res := atkServerOpens(t, p)
-			p.mustWrite(t, frame.AppendAccept(nil, id))
-			if err := atkRecv(t, res, "OpenStream to return"); err != nil {
-				t.Fatal(err)
-			}
+			id := atkServerOpensAccepted(t, p)
 			return frame.AppendWindowUpdate(nil, id+2, 1)
 		}, frame.CodeProtocolError},
 		{"OPEN of the server's parity", func(t *testing.T, p *atkPeer) []byte {
 			return openFrame(2, nil)
 		}, frame.CodeProtocolError},
 		{"OPEN of a closed stream's ID", func(t *testing.T, p *atkPeer) []byte {
-			id := p.open(t, nil)
-			p.awaitFrame(t, frame.FrameAccept, id)
+			id := p.openAccepted(t, nil)
 			p.mustWrite(t, frame.AppendReset(nil, id, frame.CodeCancel, ""))
 			return openFrame(id, nil)
 		}, frame.CodeProtocolError},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := atkConfig()
-			_, p, g := atkNewTest(t, cfg, 0, nil)
-			p.handshake(t)
+			_, p, g := atkHandshaken(t, cfg)
 			frames := tt.setup(t, p)
 			heap := atkHeapStart()
 			p.mustWrite(t, frames)
@@ -2083,17 +2096,12 @@ func TestAttackGoAwayWithABogusLastStreamID(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := atkConfig()
-			_, p, g := atkNewTest(t, cfg, 0, nil)
-			p.handshake(t)
+			_, p, g := atkHandshaken(t, cfg)
 			if tt.attackerOpen {
-				p.awaitFrame(t, frame.FrameAccept, p.open(t, nil))
+				p.openAccepted(t, nil)
 			}
 			if tt.serverOpens {
-				id, res := atkServerOpens(t, p)
-				p.mustWrite(t, frame.AppendAccept(nil, id))
-				if err := atkRecv(t, res, "OpenStream to return"); err != nil {
-					t.Fatal(err)
-				}
+				atkServerOpensAccepted(t, p)
 			}
 			heap := atkHeapStart()
 			p.mustWrite(t, frame.AppendGoAway(nil, tt.last, tt.code, "bogus?"))
