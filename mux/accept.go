@@ -10,6 +10,7 @@ import (
 // handler delays neither data nor pings. It ends when the session closes,
 // once the handler in progress (if any) returns.
 func (s *Session) acceptLoop() {
+	defer close(s.acceptDone)
 	for {
 		st := s.nextToAccept()
 		if st == nil {
@@ -20,14 +21,21 @@ func (s *Session) acceptLoop() {
 				return
 			}
 		}
+		// inHandler is set before the check, so that Close, which has
+		// failed every stream first, sees either a handler it must not
+		// wait for or a loop that calls no more handlers.
+		s.inHandler.Store(true)
 		st.mu.Lock()
 		gone := st.err != nil // the session ended while it waited
 		st.mu.Unlock()
 		if gone {
+			s.inHandler.Store(false)
 			continue
 		}
 		replySent := make(chan struct{})
-		if err := s.handler(st, replySent); err != nil {
+		err := s.handler(st, replySent)
+		s.inHandler.Store(false)
+		if err != nil {
 			st.mu.Lock()
 			if st.err == nil {
 				st.failLocked(&refusedError{streamID: st.id, code: frame.CodeRefused, reason: err.Error()}, true)
@@ -84,6 +92,14 @@ func (s *Session) nextToAccept() *Stream {
 	}
 	s.acceptQueue = nil // let the backing array go
 	return nil
+}
+
+// waitAcceptLoop waits for the accept loop to end after the session closed,
+// unless it is inside a handler, which may run as long as it likes.
+func (s *Session) waitAcceptLoop() {
+	if !s.inHandler.Load() {
+		<-s.acceptDone
+	}
 }
 
 // accept sends ACCEPT and lets DATA flow both ways, in an order that keeps

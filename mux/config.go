@@ -31,7 +31,10 @@ import (
 // With the defaults that is 256 × (256 + 16 + 33) KiB + 32 MiB ≈ 108 MiB, in
 // the worst case only: a peer that fills every window while this side's
 // application first reads fast enough to grow windows, then reads nothing.
-// A peer alone, whatever it sends, cannot make a window grow.
+// A peer alone, whatever it sends, cannot make a window grow: growth needs
+// this side's application to read. (The peer does set the pace it must read
+// at, through the round-trip time its PING answers show; MaxSessionWindow
+// bounds the result.)
 type Config struct {
 	// MaxFrameSize is the largest DATA payload this side accepts in one
 	// frame (SPEC 4.9 MAX_FRAME_SIZE), 1 KiB to 16 MiB-1. Default 32 KiB.
@@ -50,7 +53,9 @@ type Config struct {
 	// to hold (see the formula above). Default 32 MiB.
 	MaxSessionWindow uint32
 	// MaxConcurrentStreams is how many streams the peer may have open at
-	// once; more are refused with STREAM_LIMIT (SPEC 10.2). Default 256.
+	// once; more are refused with STREAM_LIMIT (SPEC 10.2). A stream counts
+	// until it was reset, or both sides closed it and this side's
+	// application read all its data. Default 256.
 	MaxConcurrentStreams int
 	// AcceptBacklog is how many peer-opened streams may wait for the
 	// handler; more are refused with STREAM_LIMIT. Default 64.

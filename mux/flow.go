@@ -19,7 +19,7 @@ type recvBuffer struct {
 	n         int      // unread (committed) octets
 	receiving bool     // the reader goroutine is filling a reserved region
 	resv      struct { // the region handed out by reserve
-		n, tail, blocks int // its size; tail and block count once committed; block count before
+		n, tail, added int // its size; the tail once committed; blocks appended for it
 	}
 	segs [][]byte // reserve's result, reused
 
@@ -43,7 +43,7 @@ func (b *recvBuffer) buffered() int { return b.n }
 // the region, so the region is the reader's own until commit.
 func (b *recvBuffer) reserve(n int) [][]byte {
 	b.segs = b.segs[:0]
-	b.resv.n, b.resv.blocks = n, len(b.blocks)
+	b.resv.n, b.resv.added = n, 0
 	t := b.tail
 	if len(b.blocks) == 0 {
 		t = blockSize // no room: start a block
@@ -51,6 +51,7 @@ func (b *recvBuffer) reserve(n int) [][]byte {
 	for n > 0 {
 		if t == blockSize {
 			b.blocks = append(b.blocks, getBlock())
+			b.resv.added++
 			t = 0
 		}
 		k := min(n, blockSize-t)
@@ -72,11 +73,14 @@ func (b *recvBuffer) commit(ok bool) {
 		b.n += b.resv.n
 		b.tail = b.resv.tail
 	} else {
-		for i := b.resv.blocks; i < len(b.blocks); i++ {
+		// The region's own blocks are the last ones: Read may have freed
+		// blocks at the front meanwhile, never one holding the region.
+		keep := len(b.blocks) - b.resv.added
+		for i := keep; i < len(b.blocks); i++ {
 			putBlock(b.blocks[i])
 			b.blocks[i] = nil
 		}
-		b.blocks = b.blocks[:b.resv.blocks]
+		b.blocks = b.blocks[:keep]
 	}
 	b.releaseIfEmpty()
 }

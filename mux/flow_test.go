@@ -213,3 +213,69 @@ func TestReadDeadlineInterruptsABlockedRead(t *testing.T) {
 		}
 	})
 }
+
+func TestAFailedPayloadReadAfterTheBufferShrankDoesNotCorruptIt(t *testing.T) {
+	// A frame's payload is being read into the buffer's last block when
+	// the application reads the blocks in front of it, and then the
+	// payload never arrives: giving the reserved region back must touch
+	// only the blocks it added (a stale index here once put a nil block in
+	// the pool, and crashed the next session to take it).
+	s, p := newRawPeer(t, false, func(*Stream) {}, nil)
+	accepted := make(chan *Stream, 1)
+	s.handler = func(st httpstream.Stream, _ <-chan struct{}) error { accepted <- st.(*Stream); return nil }
+	p.send(openFrame(1, nil))
+	if f := p.next(); f.Type != frame.FrameAccept {
+		t.Fatalf("got %v, want ACCEPT", f)
+	}
+	st := <-accepted
+	p.send(frame.AppendData(nil, 1, 0, make([]byte, 20<<10))) // one full block and part of a second
+	// A header promising 1000 octets, and only 500 of them: the reader
+	// reserves room in the second block and waits for the rest.
+	p.send(append(frame.AppendFrameHeader(nil, frame.FrameHeader{Length: 1000, Type: frame.FrameData, StreamID: 1}), make([]byte, 500)...))
+	if n, err := io.ReadFull(st, make([]byte, 16<<10)); err != nil || n != 16<<10 {
+		t.Fatalf("Read = %d, %v", n, err) // frees the first block
+	}
+	p.conn.Close() // the payload never comes
+	waitClosed(t, s)
+	for range 64 {
+		if b := getBlock(); b == nil {
+			t.Fatal("the block pool handed out nil")
+		}
+	}
+}
+
+func TestStreamsClosedWithUnreadDataKeepTheirPlaceUntilRead(t *testing.T) {
+	// A handler that closes its side at once and reads later: the streams
+	// are closed by both sides, but their data is still buffered, so they
+	// still count against MaxConcurrentStreams (SPEC 10.3).
+	accepted := make(chan *Stream, 8)
+	s, p := newRawPeer(t, false, func(st *Stream) { st.Close(); accepted <- st }, &Config{MaxConcurrentStreams: 2})
+	open := func(id uint32) frame.Frame {
+		p.send(openFrame(id, nil))
+		f := *p.next() // a copy: the reader reuses its Frame
+		if f.Type == frame.FrameAccept {
+			p.send(frame.AppendData(nil, id, frame.FlagEndStream, make([]byte, 10<<10)))
+			if end := p.next(); end.Type != frame.FrameData || !end.Flags.Has(frame.FlagEndStream) {
+				t.Fatalf("got %v, want the handler's END_STREAM", end)
+			}
+		}
+		return f
+	}
+	first := open(1)
+	open(3)
+	if first.Type != frame.FrameAccept {
+		t.Fatalf("got %v, want ACCEPT", first)
+	}
+	if f := open(5); f.Type != frame.FrameRefuse || f.Code != frame.CodeStreamLimit {
+		t.Fatalf("a third stream while two hold unread data: got %v, want REFUSE STREAM_LIMIT", f)
+	}
+	if got, err := io.ReadAll(<-accepted); err != nil || len(got) != 10<<10 {
+		t.Fatalf("ReadAll = %d octets, %v", len(got), err)
+	}
+	if f := open(7); f.Type != frame.FrameAccept {
+		t.Fatalf("once one of them is read: got %v, want ACCEPT", f)
+	}
+	if n := s.NumStreams(); n != 0 {
+		t.Fatalf("NumStreams = %d: streams closed by both sides are still forgotten", n)
+	}
+}

@@ -330,7 +330,9 @@ func (s *Session) handleWindowUpdate(f *frame.Frame) error {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.sendWindow+int64(f.Increment) > frame.MaxWindow {
+	// The window as the peer sees it includes what a Write has reserved
+	// but the writer has not taken yet.
+	if st.sendWindow+int64(len(st.pending))+int64(f.Increment) > frame.MaxWindow {
 		return sessionErrorf(frame.CodeFlowControlError, "WINDOW_UPDATE of %d on stream %d takes its window past 2^31-1", f.Increment, f.StreamID)
 	}
 	st.sendWindow += int64(f.Increment)

@@ -48,6 +48,8 @@ type Session struct {
 	closed       chan bool     // closed when the session ends (CloseChan)
 	connClosed   chan struct{} // closed once conn.Close returned
 	acceptReady  chan struct{} // wakes the accept loop when acceptQueue fills
+	acceptDone   chan struct{} // closed when the accept loop has ended
+	inHandler    atomic.Bool   // the accept loop is (about to be) inside the handler
 
 	windowGrowth atomic.Int64 // auto-tuning growth granted, summed over live streams
 	minRTT       atomic.Int64 // smallest PING round trip seen, in ns; 0 until measured
@@ -116,6 +118,7 @@ func newSession(conn net.Conn, handler httpstream.NewStreamHandler, cfg *Config,
 		closed:       make(chan bool),
 		connClosed:   make(chan struct{}),
 		acceptReady:  make(chan struct{}, 1),
+		acceptDone:   make(chan struct{}),
 		idleChanged:  make(chan struct{}, 1),
 	}
 	if client {
@@ -262,6 +265,7 @@ func (s *Session) openLocal(block []byte, headers http.Header) (*Stream, error) 
 func (s *Session) Close() error {
 	s.closeWith(errClosedLocally, frame.CodeSessionClosed, "closed by the application")
 	s.wg.Wait()
+	s.waitAcceptLoop()
 	return nil
 }
 
@@ -271,6 +275,9 @@ func (s *Session) Close() error {
 // ends first, it closes at once (resetting the streams left) and returns
 // ctx's error.
 func (s *Session) Shutdown(ctx context.Context) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
@@ -297,6 +304,7 @@ func (s *Session) Shutdown(ctx context.Context) error {
 	}
 	s.closeWith(errShutdown, frame.CodeSessionClosed, "shut down by the application")
 	s.wg.Wait()
+	s.waitAcceptLoop()
 	return err
 }
 
@@ -346,6 +354,9 @@ func (s *Session) NumStreams() int {
 
 // Ping sends a PING and returns the round-trip time once the answer arrives.
 func (s *Session) Ping(ctx context.Context) (time.Duration, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	done := make(chan time.Duration, 1)
 	s.mu.Lock()
 	if s.err != nil {
@@ -448,8 +459,12 @@ func (s *Session) closeWith(cause error, code frame.ErrCode, reason string) {
 	s.mu.Unlock()
 
 	s.log.Debug("httpstream: session closed", "cause", cause.Error(), "client", s.client)
+	// When this side closes, later Reads fail at once, as Close promises;
+	// when the peer or the connection ends the session, what had arrived
+	// stays readable (SPEC 8.3).
+	local := cause == errClosedLocally || cause == errShutdown
 	for _, st := range streams {
-		st.endWithSession(s.err)
+		st.endWithSession(s.err, local)
 	}
 	close(s.closed)
 	// The reader is still running (it ends only once the connection is
@@ -488,20 +503,48 @@ func (s *Session) forget(st *Stream) {
 		return
 	}
 	delete(s.streams, st.id)
-	if !st.local {
-		s.peerStreams--
-	}
 	if st.queued {
 		// Reset while waiting for the handler: it no longer counts against
-		// the backlog (SPEC 10.5: an open reset at once costs nothing).
+		// the backlog (SPEC 10.5: an open reset at once costs nothing), and
+		// its headers need not wait for the queue to be compacted.
 		st.queued = false
 		s.acceptWaiting--
+		st.headers = nil
+	}
+	// A stream closed by both sides may still hold data its application
+	// has not read: until it has, the stream keeps its place in the limits
+	// that bound memory (SPEC 10.3), or a peer could open, fill and close
+	// streams without end. Read (or Reset) gives the place back.
+	st.mu.Lock()
+	holding := st.recv.buffered() > 0 && !st.discard
+	st.holdsPlace = holding
+	st.mu.Unlock()
+	if !holding {
+		s.releasePlaceLocked(st)
+	}
+	if s.goAwaySent && len(s.streams) == 0 {
+		s.closeDrainedLocked()
+	}
+}
+
+// releasePlaceLocked gives back what a forgotten stream counted against:
+// its place among the peer's streams and its window growth.
+func (s *Session) releasePlaceLocked(st *Stream) {
+	if !st.local {
+		s.peerStreams--
 	}
 	if g := st.releaseGrowth(); g > 0 {
 		s.windowGrowth.Add(-g)
 	}
-	if s.goAwaySent && len(s.streams) == 0 {
-		s.closeDrainedLocked()
+}
+
+// releaseHeldPlace is called, without locks, once a forgotten stream that
+// still held data has been read dry or reset.
+func (s *Session) releaseHeldPlace(st *Stream) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil {
+		s.releasePlaceLocked(st)
 	}
 }
 

@@ -50,6 +50,7 @@ type Stream struct {
 	inFlight   int    // frames taken by the writer, not yet written
 	inReady    bool   // in the writer's ready queue; guarded by writer.mu
 	queued     bool   // waiting for the handler; guarded by Session.mu
+	holdsPlace bool   // forgotten with unread data: still counted in the session's limits
 
 	dl *deadlines // nil until a deadline is set
 }
@@ -115,7 +116,7 @@ func (st *Stream) RemoteAddr() net.Addr { return st.sess.conn.RemoteAddr() }
 // such a payload is arriving takes effect once it has arrived.
 func (st *Stream) Read(p []byte) (int, error) {
 	st.mu.Lock()
-	defer st.mu.Unlock()
+	defer st.unlockAfterRead()
 	for st.reading {
 		if err := st.waitLocked(st.readDeadlineLocked()); err != nil {
 			return 0, err
@@ -166,6 +167,19 @@ func (st *Stream) Read(p []byte) (int, error) {
 		// a payload into p, p stays its own until the payload is in.
 		st.readBuf = p
 		st.cond.Wait()
+	}
+}
+
+// unlockAfterRead unlocks the stream and, if the Read emptied a forgotten
+// stream that still held its place (see Session.forget), gives it back.
+func (st *Stream) unlockAfterRead() {
+	release := st.holdsPlace && st.recv.buffered() == 0
+	if release {
+		st.holdsPlace = false
+	}
+	st.mu.Unlock()
+	if release {
+		st.sess.releaseHeldPlace(st)
 	}
 }
 
@@ -294,6 +308,7 @@ func (st *Stream) Close() error {
 		return nil
 	}
 	st.closedWrite, st.endQueued = true, true
+	st.cond.Broadcast() // a Write waiting for its turn now fails
 	// A Write in progress sends END_STREAM when it ends; a stream not yet
 	// accepted sends it once accepted.
 	now := st.accepted && !st.writing
@@ -325,7 +340,12 @@ func (st *Stream) resetWith(code frame.ErrCode, reason string) {
 	}
 	done := st.sentEnd && st.recvEnd // the peer has forgotten it: nothing to send
 	st.failLocked(&resetError{streamID: st.id, code: code}, true)
+	release := st.holdsPlace
+	st.holdsPlace = false
 	st.mu.Unlock()
+	if release {
+		st.sess.releaseHeldPlace(st)
+	}
 	if !done {
 		var b [frame.HeaderSize + 4 + frame.MaxReasonBytes]byte
 		st.sess.w.queueControl(frame.AppendReset(b[:0], st.id, code, reason))
@@ -344,12 +364,13 @@ func (st *Stream) resetByPeer(code frame.ErrCode, reason string) {
 	st.sess.forget(st)
 }
 
-// endWithSession fails the stream because its session ended. Data that had
-// arrived stays readable, then io.EOF if the peer had half-closed, else err.
-func (st *Stream) endWithSession(err error) {
+// endWithSession fails the stream because its session ended. Unless
+// discard is set, data that had arrived stays readable, then io.EOF if the
+// peer had half-closed, else err.
+func (st *Stream) endWithSession(err error, discard bool) {
 	st.mu.Lock()
 	if st.err == nil {
-		st.failLocked(&resetError{streamID: st.id, cause: err}, false)
+		st.failLocked(&resetError{streamID: st.id, cause: err}, discard)
 	}
 	st.mu.Unlock()
 }
@@ -406,18 +427,28 @@ func (st *Stream) refused(err error) {
 func (st *Stream) frameWritten() {
 	st.mu.Lock()
 	st.inFlight--
-	if st.inFlight == 0 && len(st.pending) == 0 {
+	if st.inFlight == 0 {
+		// Wake the Write whether or not data is pending: with nothing in
+		// flight it may take the rest back (reset, deadline).
 		st.cond.Broadcast()
 	}
 	st.mu.Unlock()
 }
 
-// writtenOut reports whether the writer has nothing of this stream's Write
-// left, taken or not.
+// writtenOut reports whether a Write flushing on its own goroutine can stop:
+// nothing of it is in flight, and either nothing is pending or the Write is
+// about to give up the rest (reset, session end, deadline).
 func (st *Stream) writtenOut() bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	return len(st.pending) == 0 && st.inFlight == 0
+	return st.inFlight == 0 && (len(st.pending) == 0 || st.stopSendingLocked())
+}
+
+// stopSendingLocked reports whether the writer must take no more of the
+// stream's pending data: the stream ended, or its write deadline passed (the
+// Write then takes the rest back and reports how much went out).
+func (st *Stream) stopSendingLocked() bool {
+	return st.err != nil || st.deadlinePassedLocked(st.writeDeadlineLocked())
 }
 
 func (st *Stream) wake() {

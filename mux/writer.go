@@ -207,7 +207,12 @@ func (w *writer) closeFlushedLocked() {
 // nobody holds the token, the calling goroutine takes it and writes itself.
 func (w *writer) submit(st *Stream) error {
 	w.mu.Lock()
-	if w.failed != nil || w.sealed {
+	if w.failed != nil {
+		err := w.failed
+		w.mu.Unlock()
+		return &closedError{cause: &connError{op: "writing", err: err}}
+	}
+	if w.sealed {
 		w.mu.Unlock()
 		return w.s.closedErr()
 	}
@@ -295,8 +300,10 @@ func (w *writer) buildLocked() bool {
 	for w.ready.len() > 0 && len(w.batch) < maxBatchFrames && octets < maxBatchBytes {
 		st := w.ready.pop()
 		st.mu.Lock()
-		if st.err != nil {
-			// Ended: its Write takes back what is pending.
+		if len(st.pending) > 0 && st.stopSendingLocked() {
+			// Ended, or past its write deadline: its Write takes back
+			// what is pending.
+			st.cond.Broadcast()
 			st.mu.Unlock()
 			st.inReady = false
 			continue
