@@ -102,12 +102,15 @@ func engineSeeds() [][]byte {
 
 // driverStream is the peer's view of one stream it opened.
 type driverStream struct {
-	id      uint32
-	sent    []byte
+	id    uint32
+	sent  []byte
+	ended bool
+	dead  bool // the driver reset it or broke a rule: no integrity check
+
+	// Set by the drain goroutine: guarded by peerState.mu.
 	window  int64 // the session's receive window, as granted
-	ended   bool
-	dead    bool // reset, refused, or broke a rule: no integrity check
-	settled bool // ACCEPT or REFUSE seen
+	reset   bool  // the session reset it
+	settled bool  // ACCEPT or REFUSE seen
 	refused bool
 }
 
@@ -202,8 +205,9 @@ func runEngine(t *testing.T, program []byte, sessionIsClient bool) {
 	if d.valid && alive {
 		waitReaders(t, &readers, ps, d)
 		recvMu.Lock()
+		ps.mu.Lock()
 		for _, ds := range d.order {
-			if ds.dead || !ds.ended || ds.refused || !ds.settled {
+			if ds.dead || ds.reset || !ds.ended || ds.refused || !ds.settled {
 				continue
 			}
 			got := received[ds.id]
@@ -215,6 +219,7 @@ func runEngine(t *testing.T, program []byte, sessionIsClient bool) {
 				t.Errorf("stream %d delivered %d octets, %d were sent (program %x)", ds.id, n, len(ds.sent), program)
 			}
 		}
+		ps.mu.Unlock()
 		recvMu.Unlock()
 	}
 
@@ -237,7 +242,7 @@ func waitReaders(t *testing.T, readers *sync.WaitGroup, ps *peerState, d *driver
 	// Streams not half-closed by the program never end by themselves: reset
 	// them from the peer side so their readers finish.
 	for _, ds := range d.order {
-		if !ds.ended && !ds.dead {
+		if !ds.ended && !d.gone(ds) {
 			d.write(frame.AppendReset(nil, ds.id, frame.CodeCancel, "end of program"))
 			ds.dead = true
 		}
@@ -323,7 +328,7 @@ func drain(c net.Conn, ps *peerState, done chan struct{}) {
 			}
 		case frame.FrameReset:
 			if ds != nil {
-				ds.dead = true
+				ds.reset = true
 			}
 		case frame.FrameWindowUpdate:
 			if ds != nil {
@@ -383,7 +388,10 @@ func (d *driver) run(p []byte) {
 			}
 		case opDataPastWindow:
 			if ds := d.pick(next()); ds != nil {
-				d.data(ds, int(ds.window)+1+int(next()), true)
+				d.ps.mu.Lock()
+				w := ds.window
+				d.ps.mu.Unlock()
+				d.data(ds, int(w)+1+int(next()), true)
 			}
 		case opEnd:
 			if ds := d.pick(next()); ds != nil {
@@ -445,6 +453,16 @@ func (d *driver) known(id uint32) bool {
 	return false
 }
 
+// gone reports whether either side reset ds.
+func (d *driver) gone(ds *driverStream) bool {
+	if ds.dead {
+		return true
+	}
+	d.ps.mu.Lock()
+	defer d.ps.mu.Unlock()
+	return ds.reset
+}
+
 // pick returns one of the streams opened so far, chosen by b.
 func (d *driver) pick(b byte) *driverStream {
 	if len(d.order) == 0 {
@@ -496,7 +514,7 @@ func waitCond(c *sync.Cond, d time.Duration) {
 // data sends n octets on ds: clamped to the window unless pastWindow, in
 // which case it breaks SPEC 7.1 on purpose.
 func (d *driver) data(ds *driverStream, n int, pastWindow bool) {
-	if ds.dead && !ds.ended {
+	if d.gone(ds) && !ds.ended {
 		return // reset: nothing more to say on it
 	}
 	if !d.settled(ds) {
@@ -506,9 +524,9 @@ func (d *driver) data(ds *driverStream, n int, pastWindow bool) {
 	if !pastWindow {
 		n = int(min(int64(n), ds.window))
 	}
-	if ds.ended || ds.dead {
+	if gone := ds.dead || ds.reset; ds.ended || gone {
 		d.ps.mu.Unlock()
-		if ds.ended && !ds.dead && n > 0 {
+		if ds.ended && !gone && n > 0 {
 			d.sendData(ds, n)
 			ds.dead = true // SPEC 6.3: a stream error; no integrity check
 		}
@@ -538,7 +556,7 @@ func (d *driver) sendData(ds *driverStream, n int) {
 }
 
 func (d *driver) end(ds *driverStream) {
-	if ds.ended || ds.dead || !d.settled(ds) {
+	if ds.ended || d.gone(ds) || !d.settled(ds) {
 		return
 	}
 	ds.ended = true
