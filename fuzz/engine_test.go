@@ -127,20 +127,21 @@ type peerState struct {
 func runEngine(t *testing.T, program []byte, sessionIsClient bool) {
 	baseHeap := heapObjects()
 
-	received := map[uint32]*bytes.Buffer{}
+	received := map[uint32]*delivery{}
 	var recvMu sync.Mutex
-	var readers sync.WaitGroup
+	// Handlers may still be called while the integrity check waits for
+	// the readers it needs, so that wait is per stream; waitGoroutines
+	// sees the rest end once the session is closed.
 	handler := func(st httpstream.Stream, _ <-chan struct{}) error {
-		buf := &bytes.Buffer{}
+		dl := &delivery{done: make(chan struct{})}
 		recvMu.Lock()
-		received[st.Identifier()] = buf
+		received[st.Identifier()] = dl
 		recvMu.Unlock()
-		readers.Add(1)
 		go func() { // ends when the stream ends, at the latest when the session does
-			defer readers.Done()
+			defer close(dl.done)
 			b, _ := io.ReadAll(st)
 			recvMu.Lock()
-			buf.Write(b)
+			dl.data = b
 			recvMu.Unlock()
 		}()
 		return nil
@@ -203,24 +204,34 @@ func runEngine(t *testing.T, program []byte, sessionIsClient bool) {
 
 	// Integrity, for programs that kept every rule while the session lived.
 	if d.valid && alive {
-		waitReaders(t, &readers, ps, d)
-		recvMu.Lock()
-		ps.mu.Lock()
+		deadline := time.NewTimer(5 * time.Second)
+		defer deadline.Stop()
 		for _, ds := range d.order {
-			if ds.dead || ds.reset || !ds.ended || ds.refused || !ds.settled {
+			ps.mu.Lock()
+			check := !ds.dead && !ds.reset && ds.ended && !ds.refused && ds.settled
+			ps.mu.Unlock()
+			if !check {
 				continue
 			}
-			got := received[ds.id]
-			if got == nil || !bytes.Equal(got.Bytes(), ds.sent) {
-				n := -1
-				if got != nil {
-					n = got.Len()
-				}
-				t.Errorf("stream %d delivered %d octets, %d were sent (program %x)", ds.id, n, len(ds.sent), program)
+			// Accepted, so its handler ran before the ACCEPT was sent.
+			recvMu.Lock()
+			dl := received[ds.id]
+			recvMu.Unlock()
+			if dl == nil {
+				t.Fatalf("stream %d was accepted without a call to the handler (program %x)", ds.id, program)
+			}
+			select {
+			case <-dl.done:
+			case <-deadline.C:
+				t.Fatalf("stream %d: its reader did not see the end within 5s of the program (program %x)", ds.id, program)
+			}
+			recvMu.Lock()
+			got := dl.data
+			recvMu.Unlock()
+			if !bytes.Equal(got, ds.sent) {
+				t.Errorf("stream %d delivered %d octets, %d were sent (program %x)", ds.id, len(got), len(ds.sent), program)
 			}
 		}
-		ps.mu.Unlock()
-		recvMu.Unlock()
 	}
 
 	closed := make(chan struct{})
@@ -232,28 +243,14 @@ func runEngine(t *testing.T, program []byte, sessionIsClient bool) {
 	}
 	b.Close()
 	<-drained
-	readers.Wait()
-	waitGoroutines(t)
+	waitGoroutines(t) // the handler's readers too: the session has ended
+
 }
 
-// waitReaders waits, bounded, for the handler's readers of every stream the
-// program half-closed to see io.EOF.
-func waitReaders(t *testing.T, readers *sync.WaitGroup, ps *peerState, d *driver) {
-	// Streams not half-closed by the program never end by themselves: reset
-	// them from the peer side so their readers finish.
-	for _, ds := range d.order {
-		if !ds.ended && !d.gone(ds) {
-			d.write(frame.AppendReset(nil, ds.id, frame.CodeCancel, "end of program"))
-			ds.dead = true
-		}
-	}
-	done := make(chan struct{})
-	go func() { readers.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("stream readers did not finish within 5s of their streams ending")
-	}
+// delivery is what the handler's reader of one stream received.
+type delivery struct {
+	data []byte        // guarded by recvMu
+	done chan struct{} // closed once the reader has seen the stream end
 }
 
 // waitGoroutines waits, bounded, until no goroutine of the engine or of
