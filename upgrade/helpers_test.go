@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -41,8 +42,9 @@ type echoServer struct {
 	upgrader httpstream.ResponseUpgrader
 	upgraded chan httpstream.Connection // each session, for tests that watch the server side; never blocks
 
-	mu       sync.Mutex // guards sessions
+	mu       sync.Mutex // guards sessions, closing, and adding to echoes
 	sessions []httpstream.Connection
+	closing  bool           // close has run: sessions upgraded later end at once
 	echoes   sync.WaitGroup // one per stream being echoed
 }
 
@@ -67,11 +69,23 @@ func (e *echoServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // track makes conn one of the sessions closed at the end of the test.
 func (e *echoServer) track(conn httpstream.Connection) {
 	e.mu.Lock()
+	if e.closing {
+		e.mu.Unlock()
+		_ = conn.Close()
+		return
+	}
 	e.sessions = append(e.sessions, conn)
 	e.mu.Unlock()
 }
 
 func (e *echoServer) acceptStream(s httpstream.Stream, replySent <-chan struct{}) error {
+	// Added to under mu and only before close, so the WaitGroup is never
+	// added to while close waits on it.
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closing {
+		return errors.New("the test server is closing")
+	}
 	e.echoes.Add(1)
 	// Owned by the session: it ends when the client half-closes the stream
 	// or the session closes.
@@ -85,6 +99,7 @@ func (e *echoServer) acceptStream(s httpstream.Stream, replySent <-chan struct{}
 
 func (e *echoServer) close(t *testing.T) {
 	e.mu.Lock()
+	e.closing = true
 	sessions := e.sessions
 	e.sessions = nil
 	e.mu.Unlock()
