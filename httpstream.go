@@ -175,6 +175,17 @@ func IsUpgradeFailure(err error) bool {
 	return errors.As(err, &target)
 }
 
+// IsHTTPSProxyError reports whether err is the dial error a WebSocket
+// client gives when told to reach its server through an https:// proxy,
+// which it cannot do ("proxy: unknown scheme: https"). kubectl checks it to
+// fall back from the WebSocket path to a direct upgrade, which can use such
+// a proxy. Like Kubernetes' function of the same name, it matches the text,
+// because that client's error has no type to test for; a nil error is not
+// one.
+func IsHTTPSProxyError(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "proxy: unknown scheme: https")
+}
+
 // IsUpgradeRequest reports whether req asks to switch protocols, that is
 // whether its Connection header carries the "upgrade" token.
 //
