@@ -72,10 +72,11 @@ type Connection interface {
 	// that vanished without closing does not hold resources forever. Zero
 	// disables the timeout.
 	SetIdleTimeout(timeout time.Duration)
-	// RemoveStreams resets any of the given streams that is still open and
-	// forgets them. It exists for compatibility with Kubernetes callers:
-	// streams that both sides closed, or that were reset, are forgotten by
-	// the connection by itself.
+	// RemoveStreams is bookkeeping only, as in Kubernetes: it drops the
+	// streams from whatever list the connection keeps for its own Close,
+	// and never resets, closes or otherwise changes them (Kubernetes'
+	// kubelet calls it on streams still in use). Unknown streams and nil
+	// are ignored.
 	RemoveStreams(streams ...Stream)
 }
 
@@ -88,8 +89,9 @@ type Connection interface {
 // written.
 type Stream interface {
 	io.ReadWriteCloser
-	// Reset closes both directions of the stream immediately; pending data
-	// may be discarded.
+	// Reset closes both directions of the stream immediately. Data this
+	// side has not read is discarded; the peer reads what was sent before
+	// the reset, then io.EOF, and its writes fail.
 	Reset() error
 	// Headers returns the headers the stream was created with, which is how
 	// the accepting side learns what the stream is for.

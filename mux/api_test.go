@@ -359,13 +359,15 @@ func TestAPIUnansweredOpensTimeOutAndResetTheHalfOpenStream(t *testing.T) {
 				}
 
 				// The half-open stream is reset: the peer's handler holds a
-				// stream that fails with ErrStreamReset, and neither side
-				// tracks it any more.
+				// stream that reads io.EOF, whose EndReason says it was
+				// reset, and neither side tracks it any more.
 				peer := recv(t, entered, "the server's handler")
 				synctest.Wait()
 				peer.SetReadDeadline(time.Now().Add(time.Second))
-				_, rerr := peer.Read(make([]byte, 1))
-				wantErrIs(t, rerr, mux.ErrStreamReset, "the peer's Read of a stream whose open timed out")
+				if _, rerr := peer.Read(make([]byte, 1)); rerr != io.EOF {
+					t.Errorf("the peer's Read of a stream whose open timed out: %v, want io.EOF", rerr)
+				}
+				wantErrIs(t, peer.EndReason(), mux.ErrStreamReset, "EndReason of a stream whose open timed out")
 				if n := cli.NumStreams(); n != 0 {
 					t.Errorf("client NumStreams() = %d after its open timed out, want 0", n)
 				}
@@ -609,28 +611,28 @@ func TestAPIStreamsThatEndedAreForgottenWithoutRemoveStreams(t *testing.T) {
 	})
 }
 
-// RemoveStreams resets the streams it is given that are still open.
+// RemoveStreams is bookkeeping only, as in Kubernetes, whose kubelet calls
+// it on a port-forward's streams as soon as both have arrived: the streams
+// carry on as if it had not been called.
 
-func TestAPIRemoveStreamsResetsTheStreamsStillOpen(t *testing.T) {
+func TestAPIRemoveStreamsLeavesTheStreamsAsTheyAre(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		accepted := make(chan *mux.Stream, 4)
 		cli, srv := startSessions(t, pipeConns(t), pairOptions{serverHandler: acceptInto(accepted)})
 		s1, p1 := openPair(t, cli, accepted)
 		s2, p2 := openPair(t, cli, accepted)
-		s3, p3 := openPair(t, cli, accepted)
 		done, donePeer := openPair(t, cli, accepted)
 		exchange(t, done, donePeer, nil, nil)
 
-		cli.RemoveStreams(s1, s2, done) // done ended already: no effect
+		cli.RemoveStreams(s1, done) // done ended already
+		srv.RemoveStreams(p2, nil)  // nil is ignored
 		cli.RemoveStreams()
+		var foreign httpstream.Stream = (*mux.Stream)(nil)
+		cli.RemoveStreams(foreign)
 		synctest.Wait()
-		for i, st := range []*mux.Stream{s1, p1, s2, p2} {
-			st.SetReadDeadline(time.Now().Add(time.Second))
-			_, err := st.Read(make([]byte, 1))
-			wantErrIs(t, err, mux.ErrStreamReset, fmt.Sprintf("Read on removed stream end %d", i))
-		}
-		wantNumStreams(t, cli, srv, 1)
-		exchange(t, s3, p3, []byte("still"), []byte("works"))
+		wantNumStreams(t, cli, srv, 2)
+		exchange(t, s1, p1, []byte("still"), []byte("works"))
+		exchange(t, p2, s2, []byte("both"), []byte("ways"))
 		synctest.Wait()
 		wantNumStreams(t, cli, srv, 0)
 	})
@@ -645,9 +647,12 @@ func TestAPIResetFailsFurtherReadsAndWritesOnBothSides(t *testing.T) {
 			if !openerResets {
 				resetter, other = other, resetter
 			}
-			// Each side has data the other has not read yet: Reset drops it.
+			// Each side has data the other has not read yet. The
+			// resetting side drops what it had; the other side reads
+			// what was sent before the reset, then io.EOF, as the
+			// kubelet's port-forward errors need (API.md).
 			for _, st := range []*mux.Stream{resetter, other} {
-				if _, err := st.Write([]byte("never read")); err != nil {
+				if _, err := st.Write([]byte("sent first")); err != nil {
 					t.Fatalf("Write: %v", err)
 				}
 			}
@@ -656,16 +661,21 @@ func TestAPIResetFailsFurtherReadsAndWritesOnBothSides(t *testing.T) {
 				t.Errorf("Reset: %v", err)
 			}
 			synctest.Wait()
+			resetter.SetDeadline(time.Now().Add(time.Second))
+			n, err := resetter.Read(make([]byte, 64))
+			wantErrIs(t, err, mux.ErrStreamReset, "Read on the resetting side")
+			if n != 0 {
+				t.Errorf("Read on the resetting side returned %d bytes, want its unread data dropped", n)
+			}
+			other.SetDeadline(time.Now().Add(time.Second))
+			if got, err := io.ReadAll(other); err != nil || string(got) != "sent first" {
+				t.Errorf("ReadAll on the other side = %q, %v; want the data sent before the reset, then io.EOF", got, err)
+			}
+			wantErrIs(t, other.EndReason(), mux.ErrStreamReset, "EndReason on the other side")
 			for _, side := range []struct {
 				name string
 				st   *mux.Stream
 			}{{"resetting side", resetter}, {"other side", other}} {
-				side.st.SetDeadline(time.Now().Add(time.Second))
-				n, err := side.st.Read(make([]byte, 64))
-				wantErrIs(t, err, mux.ErrStreamReset, "Read on the "+side.name)
-				if n != 0 {
-					t.Errorf("Read on the %s returned %d bytes of data sent before the reset, want them dropped", side.name, n)
-				}
 				_, err = side.st.Write([]byte("x"))
 				wantErrIs(t, err, mux.ErrStreamReset, "Write on the "+side.name)
 			}
@@ -700,7 +710,10 @@ func TestAPIResetWakesBlockedReadsAndWritesOnBothSides(t *testing.T) {
 			readers.Reset()
 			writers.Reset()
 			wantErrIs(t, recv(t, localRead, "the resetting side's Read"), mux.ErrStreamReset, "the resetting side's blocked Read")
-			wantErrIs(t, recv(t, peerRead, "the peer's Read"), mux.ErrStreamReset, "the peer's blocked Read")
+			if err := recv(t, peerRead, "the peer's Read"); err != io.EOF {
+				t.Errorf("the peer's blocked Read: %v, want io.EOF", err)
+			}
+			wantErrIs(t, readersPeer.EndReason(), mux.ErrStreamReset, "the peer's EndReason")
 			wantErrIs(t, recv(t, localWrite, "the resetting side's Write"), mux.ErrStreamReset, "the resetting side's blocked Write")
 			wantErrIs(t, recv(t, peerWrite, "the peer's Write"), mux.ErrStreamReset, "the peer's blocked Write")
 		})
@@ -975,6 +988,7 @@ func TestAPICloseFailsEveryBlockedCallOnBothSides(t *testing.T) {
 			type blockedCall struct {
 				name string
 				done <-chan error
+				st   *mux.Stream // for a Read: the stream it reads
 			}
 			var calls []blockedCall
 			for _, side := range []struct {
@@ -985,12 +999,12 @@ func TestAPICloseFailsEveryBlockedCallOnBothSides(t *testing.T) {
 				r, _ := openPair(t, side.s, side.peerAccepted)
 				w, _ := openPair(t, side.s, side.peerAccepted)
 				calls = append(calls,
-					blockedCall{"the " + side.name + "'s Read", async(func() error { _, err := r.Read(make([]byte, 1)); return err })},
-					blockedCall{"the " + side.name + "'s Write", async(func() error { _, err := w.Write(make([]byte, 4*window)); return err })},
+					blockedCall{"the " + side.name + "'s Read", async(func() error { _, err := r.Read(make([]byte, 1)); return err }), r},
+					blockedCall{"the " + side.name + "'s Write", async(func() error { _, err := w.Write(make([]byte, 4*window)); return err }), nil},
 					blockedCall{"the " + side.name + "'s OpenStream", async(func() error {
 						_, err := side.s.OpenStream(context.Background(), http.Header{"Block-Handler": {"yes"}})
 						return err
-					})},
+					}), nil},
 				)
 			}
 			synctest.Wait()
@@ -1005,8 +1019,22 @@ func TestAPICloseFailsEveryBlockedCallOnBothSides(t *testing.T) {
 			if err := closer.Close(); err != nil {
 				t.Errorf("Close: %v", err)
 			}
+			closerName := "the server"
+			if clientCloses {
+				closerName = "the client"
+			}
 			for _, call := range calls {
-				wantErrIs(t, recv(t, call.done, call.name), mux.ErrSessionClosed, call.name+", blocked when the session closed")
+				err := recv(t, call.done, call.name)
+				if call.st != nil && !strings.HasPrefix(call.name, closerName) {
+					// The peer closed on purpose: its streams read to
+					// io.EOF (API.md), and EndReason says why.
+					if err != io.EOF {
+						t.Errorf("%s, blocked when the peer closed the session: %v, want io.EOF", call.name, err)
+					}
+					wantErrIs(t, call.st.EndReason(), mux.ErrSessionClosed, "EndReason after "+call.name)
+					continue
+				}
+				wantErrIs(t, err, mux.ErrSessionClosed, call.name+", blocked when the session closed")
 			}
 			recv(t, cli.CloseChan(), "the client's CloseChan")
 			recv(t, srv.CloseChan(), "the server's CloseChan")
@@ -1067,7 +1095,10 @@ func TestAPIClosingASessionIsNoticedByThePeer(t *testing.T) {
 				read := async(func() error { _, err := otherStream.Read(make([]byte, 1)); return err })
 				closer.Close()
 				recv(t, other.CloseChan(), "the peer's CloseChan")
-				wantErrIs(t, recv(t, read, "the peer's Read"), mux.ErrSessionClosed, "the peer's blocked Read")
+				if err := recv(t, read, "the peer's Read"); err != io.EOF {
+					t.Errorf("the peer's blocked Read: %v, want io.EOF after a close on purpose", err)
+				}
+				wantErrIs(t, otherStream.EndReason(), mux.ErrSessionClosed, "the peer's EndReason")
 				_, err := other.OpenStream(testContext(t), nil)
 				wantErrIs(t, err, mux.ErrSessionClosed, "the peer's OpenStream")
 				_, err = other.Ping(testContext(t))
@@ -1283,7 +1314,10 @@ func TestAPIShutdownReturnsTheContextErrorWhenItEndsFirst(t *testing.T) {
 		}
 		wantClosed(t, srv, "the server")
 		wantClosed(t, cli, "the client")
-		for _, s := range []*mux.Stream{st, peer} {
+		if _, err := st.Read(make([]byte, 1)); err != io.EOF {
+			t.Errorf("the client's Read on a stream left open by the server's Shutdown: %v, want io.EOF (a close on purpose)", err)
+		}
+		for _, s := range []*mux.Stream{peer} {
 			_, err := s.Read(make([]byte, 1))
 			if !errors.Is(err, mux.ErrStreamReset) && !errors.Is(err, mux.ErrSessionClosed) {
 				t.Errorf("Read on a stream left open by Shutdown: %v, want ErrStreamReset or ErrSessionClosed", err)
@@ -1773,19 +1807,27 @@ func TestAPIAPeerThatBreaksTheProtocolGetsAGoAwayAndTheSessionCloses(t *testing.
 
 // Octets that arrived before the peer closed stay readable (SPEC 8.3).
 
+// A close on purpose (the peer's Session.Close) ends the streams with
+// io.EOF after their data, as Kubernetes' exec needs (its kubelet closes the
+// connection without closing the error stream); a lost connection ends them
+// with an error, so a cut transfer never looks complete.
 func TestAPIDataReceivedBeforeThePeerClosedStaysReadable(t *testing.T) {
 	tests := []struct {
 		name      string
 		endStream bool
+		lost      bool // the connection breaks instead of a Close
 		wantErr   error
 	}{
-		{"the peer had half-closed: the data, then io.EOF", true, io.EOF},
-		{"the peer had not: the data, then ErrSessionClosed", false, mux.ErrSessionClosed},
+		{"the peer had half-closed: the data, then io.EOF", true, false, io.EOF},
+		{"the peer closed the session: the data, then io.EOF", false, false, io.EOF},
+		{"the connection was lost: the data, then ErrSessionClosed", false, true, mux.ErrSessionClosed},
+		{"the connection was lost after a half-close: the data, then io.EOF", true, true, io.EOF},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				cli, srv, st, peer := sessionsWithStream(t, pipeConns(t), pairOptions{})
+				conns := pipeConns(t)
+				cli, srv, st, peer := sessionsWithStream(t, conns, pairOptions{})
 				if _, err := peer.Write([]byte("tail")); err != nil {
 					t.Fatal(err)
 				}
@@ -1793,7 +1835,11 @@ func TestAPIDataReceivedBeforeThePeerClosedStaysReadable(t *testing.T) {
 					peer.Close()
 				}
 				synctest.Wait() // the data has arrived
-				srv.Close()
+				if tt.lost {
+					conns.server.Close()
+				} else {
+					srv.Close()
+				}
 				wantClosed(t, cli, "the client, after its peer closed")
 				if got := readFull(t, st, 4); string(got) != "tail" {
 					t.Errorf("read %q, want %q", got, "tail")
@@ -1933,7 +1979,7 @@ func TestAPIManyStreamsOpenedAndEndedInEveryWayLeaveNothingBehind(t *testing.T) 
 		ends := []func(local, peer *mux.Stream){
 			func(local, _ *mux.Stream) { local.Reset() },
 			func(_, peer *mux.Stream) { peer.Reset() },
-			func(local, _ *mux.Stream) { cli.RemoveStreams(local) },
+			func(local, _ *mux.Stream) { cli.RemoveStreams(local); local.Reset() },
 			func(local, peer *mux.Stream) { exchange(t, local, peer, []byte("q"), []byte("a")) },
 			func(local, peer *mux.Stream) { local.Close(); peer.Reset() },
 		}
@@ -2163,3 +2209,40 @@ func TestAPIALongRefusalReasonArrivesCutAtACharacterBoundary(t *testing.T) {
 		ping(t, cli, "the client's")
 	})
 }
+
+// Data that Writes reported sent before the writer's Session.Close reaches
+// the peer, followed by io.EOF: closing must not reset the TCP connection
+// while the peer still sends window updates for what it reads (a reset makes
+// the peer's kernel drop what it had not handed over yet).
+func TestAPIDataWrittenBeforeCloseReachesThePeerWhileItStillSends(t *testing.T) {
+	for _, tr := range transports[1:] { // TCP and TLS: net.Pipe has no kernel buffers to lose
+		t.Run(tr.name, func(t *testing.T) {
+			checkGoroutineLeaks(t)
+			for round := range 5 {
+				conns := tr.dial(t)
+				// The client reads its connection slowly, so the kernel
+				// still holds data for it when it credits what it read.
+				conns.client = smallReadsConn{conns.client}
+				cli, srv, st, peer := sessionsWithStream(t, conns, pairOptions{})
+				const size = 8 << 20
+				data := payload(uint64(round), size)
+				got := async(func() []byte { b, _ := io.ReadAll(st); return b })
+				if _, err := peer.Write(data); err != nil {
+					t.Fatalf("Write: %v", err)
+				}
+				srv.Close() // at once: the client is still reading and crediting
+				b := recv(t, got, "the client's ReadAll")
+				if !bytes.Equal(b, data) {
+					t.Fatalf("round %d: the client read %d of %d bytes before the end (EndReason %v)", round, len(b), size, st.EndReason())
+				}
+				wantErrIs(t, st.EndReason(), mux.ErrSessionClosed, "EndReason after the server's Close")
+				recv(t, cli.CloseChan(), "the client's CloseChan")
+			}
+		})
+	}
+}
+
+// smallReadsConn reads at most 512 octets at a time.
+type smallReadsConn struct{ net.Conn }
+
+func (c smallReadsConn) Read(p []byte) (int, error) { return c.Conn.Read(p[:min(len(p), 512)]) }

@@ -413,6 +413,9 @@ func (h *atkServer) handle(hs httpstream.Stream, replySent <-chan struct{}) erro
 		switch mode {
 		case "sink":
 			n, err := io.Copy(io.Discard, st)
+			if err == nil {
+				err = st.EndReason() // nil after a half-close; the reset after a RESET
+			}
 			st.Close()
 			select {
 			case h.sunk <- atkSunk{st.id, n, err}:
@@ -1885,9 +1888,9 @@ func TestAttackReasonTexts(t *testing.T) {
 		{"RESET with 1,024 octets: carries on", func(t *testing.T, h *atkServer, p *atkPeer) frame.ErrCode {
 			id := p.openAccepted(t, http.Header{"Mode": {"sink"}})
 			p.mustWrite(t, atkWithReason(frame.FrameReset, id, frame.CodeCancel, frame.MaxReasonBytes))
-			res := atkRecv(t, h.sunk, "the handler's Read to fail")
+			res := atkRecv(t, h.sunk, "the handler's Read to end")
 			if !errors.Is(res.err, ErrStreamReset) || !strings.Contains(res.err.Error(), strconvQuote(reason)) {
-				t.Errorf("the handler's Read failed with %v, want the reset with the peer's reason quoted", res.err)
+				t.Errorf("the handler's stream ended with %v, want the reset with the peer's reason quoted", res.err)
 			}
 			return frame.CodeNoError
 		}},

@@ -98,6 +98,14 @@ func (e *resetError) Error() string {
 func (e *resetError) Unwrap() error        { return e.cause }
 func (e *resetError) Is(target error) bool { return target == ErrStreamReset }
 
+// isPeerClose reports whether a session's end cause is the peer's
+// deliberate close (its Close or Shutdown: GOAWAY SESSION_CLOSED), after
+// which streams read to io.EOF, rather than a failure.
+func isPeerClose(cause error) bool {
+	var g *goAwayError
+	return errors.As(cause, &g) && g.code == frame.CodeSessionClosed
+}
+
 // refusedError: the peer declined a stream this side opened.
 type refusedError struct {
 	streamID uint32

@@ -16,6 +16,7 @@ import (
 // is closed, ending the session with the reason.
 func (s *Session) readLoop() {
 	defer s.wg.Done()
+	defer close(s.readDone)
 	err := s.readFrames()
 	var se *frame.SessionError
 	switch {
@@ -66,7 +67,9 @@ func (s *Session) readFrames() error {
 			return err
 		}
 		if s.isClosed() {
-			return nil // frames still in flight after the end are not acted on
+			// Frames still in flight after the end are not acted on, but
+			// read until the peer closes too (see finishClose).
+			continue
 		}
 		s.framesRead.Add(1)
 		if !h.Type.Known() {

@@ -47,6 +47,7 @@ type Session struct {
 	settingsRecv chan struct{} // closed when the peer's SETTINGS arrived
 	closed       chan bool     // closed when the session ends (CloseChan)
 	connClosed   chan struct{} // closed once conn.Close returned
+	readDone     chan struct{} // closed when the reader goroutine has ended
 	acceptReady  chan struct{} // wakes the accept loop when acceptQueue fills
 	acceptDone   chan struct{} // closed when the accept loop has ended
 	inHandler    atomic.Bool   // the accept loop is (about to be) inside the handler
@@ -117,6 +118,7 @@ func newSession(conn net.Conn, handler httpstream.NewStreamHandler, cfg *Config,
 		settingsRecv: make(chan struct{}),
 		closed:       make(chan bool),
 		connClosed:   make(chan struct{}),
+		readDone:     make(chan struct{}),
 		acceptReady:  make(chan struct{}, 1),
 		acceptDone:   make(chan struct{}),
 		idleChanged:  make(chan struct{}, 1),
@@ -333,16 +335,13 @@ func (s *Session) SetIdleTimeout(d time.Duration) {
 	}
 }
 
-// RemoveStreams resets each given stream that is still open. Streams that
-// both sides closed, or that were reset, are forgotten without it; it exists
-// for Kubernetes callers.
-func (s *Session) RemoveStreams(streams ...httpstream.Stream) {
-	for _, st := range streams {
-		if st, ok := st.(*Stream); ok && st != nil && st.sess == s {
-			st.Reset()
-		}
-	}
-}
+// RemoveStreams does nothing: it is bookkeeping in Kubernetes, whose
+// connection keeps a map of streams to reset when it closes, and its
+// kubelet calls it on streams still in use. Here streams that both sides
+// closed, or that were reset, are forgotten by the session by itself, and
+// Close resets the others; so the given streams are left exactly as they
+// are.
+func (s *Session) RemoveStreams(streams ...httpstream.Stream) {}
 
 // NumStreams returns how many streams the session tracks: opening or open
 // in at least one direction.
@@ -461,10 +460,11 @@ func (s *Session) closeWith(cause error, code frame.ErrCode, reason string) {
 	s.log.Debug("httpstream: session closed", "cause", cause.Error(), "client", s.client)
 	// When this side closes, later Reads fail at once, as Close promises;
 	// when the peer or the connection ends the session, what had arrived
-	// stays readable (SPEC 8.3).
+	// stays readable, then io.EOF if the peer closed on purpose (SPEC 8.3).
 	local := cause == errClosedLocally || cause == errShutdown
+	clean := isPeerClose(cause)
 	for _, st := range streams {
-		st.endWithSession(s.err, local)
+		st.endWithSession(s.err, local, clean)
 	}
 	close(s.closed)
 	// The reader is still running (it ends only once the connection is
@@ -475,13 +475,30 @@ func (s *Session) closeWith(cause error, code frame.ErrCode, reason string) {
 
 // finishClose gives the writer closeFlushTimeout to send the final GOAWAY,
 // then closes the connection, which ends the reader and any blocked write.
+//
+// Where the connection can half-close (TCP, TLS), it first sends its end
+// and reads until the peer closes too, within the same bound: a socket
+// closed while the peer still sends (a WINDOW_UPDATE for data it just read,
+// a PING) answers with a TCP reset, and the reset makes the peer's kernel
+// discard what it had received and not yet handed over: the last data of
+// our streams, and the GOAWAY that says why (SPEC 8.3).
 func (s *Session) finishClose(flush bool) {
 	if flush {
-		s.conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
+		deadline := time.Now().Add(closeFlushTimeout)
+		s.conn.SetWriteDeadline(deadline)
 		t := time.NewTimer(closeFlushTimeout)
+		sent := false
 		select {
 		case <-s.w.flushed:
+			sent = s.w.err() == nil
 		case <-t.C:
+		}
+		if cw, ok := s.conn.(interface{ CloseWrite() error }); ok && sent && cw.CloseWrite() == nil {
+			s.conn.SetReadDeadline(deadline)
+			select {
+			case <-s.readDone: // the peer closed its end, or reading failed
+			case <-t.C:
+			}
 		}
 		t.Stop()
 	}

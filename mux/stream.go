@@ -30,8 +30,9 @@ type Stream struct {
 	accepted    bool  // ACCEPT received, or sent: this side may send DATA (SPEC 6.2)
 	peerMaySend bool  // ACCEPT received, or about to be sent: the peer may send DATA
 	openErr     error // why the peer did not accept a stream this side opened
-	err         error // reset, or the session ended: Read and Write fail with it
-	discard     bool  // err is a reset: buffered data is dropped (SPEC 4.6)
+	err         error // reset, or the session ended: Write fails with it, and Read once the data is read
+	discard     bool  // ended by this side: buffered data is dropped and Read fails at once (SPEC 4.6)
+	eofAfter    bool  // ended by the peer on purpose (RESET, closing GOAWAY): Read ends with io.EOF, not err
 	recvEnd     bool  // END_STREAM received
 	sentEnd     bool  // END_STREAM handed to the writer
 	endQueued   bool  // Close asked for END_STREAM, not yet handed to the writer
@@ -105,11 +106,18 @@ func (st *Stream) LocalAddr() net.Addr { return st.sess.conn.LocalAddr() }
 // RemoteAddr returns the remote address of the session's connection.
 func (st *Stream) RemoteAddr() net.Addr { return st.sess.conn.RemoteAddr() }
 
-// Read reads data the peer sent. After the peer half-closed and every octet
-// was read, it returns io.EOF. After a reset it fails with an error matching
-// ErrStreamReset; after the session ended, with one matching ErrSessionClosed
-// (once the data that had arrived is read). Past the read deadline it fails
-// with os.ErrDeadlineExceeded. Concurrent Reads take turns.
+// Read reads data the peer sent. It returns io.EOF once every octet has
+// been read after the peer half-closed the stream, and also after the peer
+// ended it on purpose: reset it, or closed the session (Session.Close or
+// Shutdown at the peer), because, as with Kubernetes' streams, a peer may
+// write a last message and reset or close at once (EndReason tells these
+// ends apart). When the connection failed or the session ended on an error
+// (a protocol error, a keepalive timeout), Read fails, after the data that
+// had arrived, with an error matching ErrSessionClosed that says why, so a
+// cut transfer never looks complete. After this side's Reset or Close of the
+// session it fails at once, with ErrStreamReset or ErrSessionClosed. Past
+// the read deadline it fails with os.ErrDeadlineExceeded. Concurrent Reads
+// take turns.
 //
 // Without a read deadline, a Read waiting for data may receive a payload
 // straight from the connection into p, with no copy; a deadline set while
@@ -157,6 +165,9 @@ func (st *Stream) Read(p []byte) (int, error) {
 			return 0, io.EOF
 		case st.err != nil:
 			st.readBuf = nil
+			if st.eofAfter {
+				return 0, io.EOF
+			}
 			return 0, st.err
 		case len(p) == 0:
 			return 0, nil
@@ -324,8 +335,10 @@ func (st *Stream) Close() error {
 func (st *Stream) CloseWrite() error { return st.Close() }
 
 // Reset ends both directions at once and tells the peer (RESET, code
-// CANCEL). Data not yet read is dropped on both sides; later Reads and
-// Writes, here and at the peer, fail with an error matching ErrStreamReset.
+// CANCEL). Here, data not yet read is dropped and later Reads and Writes
+// fail with an error matching ErrStreamReset. The peer first reads what was
+// sent before the reset, then io.EOF, and its Writes fail with
+// ErrStreamReset; its EndReason says that the stream was reset.
 func (st *Stream) Reset() error {
 	st.resetWith(frame.CodeCancel, "")
 	return nil
@@ -354,25 +367,44 @@ func (st *Stream) resetWith(code frame.ErrCode, reason string) {
 	st.sess.forget(st)
 }
 
-// resetByPeer applies the peer's RESET (SPEC 4.6).
+// resetByPeer applies the peer's RESET (SPEC 4.6): what arrived before it
+// stays readable, then io.EOF.
 func (st *Stream) resetByPeer(code frame.ErrCode, reason string) {
 	st.mu.Lock()
 	if st.err == nil {
-		st.failLocked(&resetError{streamID: st.id, byPeer: true, code: code, reason: reason}, true)
+		st.failLocked(&resetError{streamID: st.id, byPeer: true, code: code, reason: reason}, false)
+		st.eofAfter = true
 	}
 	st.mu.Unlock()
 	st.sess.forget(st)
 }
 
-// endWithSession fails the stream because its session ended. Unless
-// discard is set, data that had arrived stays readable, then io.EOF if the
-// peer had half-closed, else err.
-func (st *Stream) endWithSession(err error, discard bool) {
+// endWithSession fails the stream because its session ended. With discard
+// (this side closed it), buffered data is dropped. Otherwise it stays
+// readable, followed by io.EOF if the peer had half-closed or ended the
+// session on purpose (clean), else by err (SPEC 8.3).
+func (st *Stream) endWithSession(err error, discard, clean bool) {
 	st.mu.Lock()
 	if st.err == nil {
 		st.failLocked(&resetError{streamID: st.id, cause: err}, discard)
+		st.eofAfter = clean && !discard
 	}
 	st.mu.Unlock()
+}
+
+// EndReason tells how the stream's receive direction ended, for a caller
+// whose Read returned io.EOF: nil if the peer half-closed it (Close), so
+// everything it wrote has arrived; an error matching ErrStreamReset if it
+// was reset (by the peer: the error carries the peer's code and reason); an
+// error matching ErrSessionClosed if the session ended first. It returns
+// nil while the stream is open.
+func (st *Stream) EndReason() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.recvEnd {
+		return nil
+	}
+	return st.err
 }
 
 // failLocked ends the stream with err and wakes everyone waiting on it.

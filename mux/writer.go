@@ -406,6 +406,13 @@ func (w *writer) fail(err error) {
 	w.s.closeWith(&connError{op: "writing", err: err}, frame.CodeNoError, "")
 }
 
+// err returns the connection's write error, if writing failed.
+func (w *writer) err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.failed
+}
+
 // streamQueue is a FIFO of streams, reusing its backing array.
 type streamQueue struct {
 	items []*Stream

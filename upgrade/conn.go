@@ -2,6 +2,7 @@ package upgrade
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"sync"
@@ -41,6 +42,16 @@ func (c *bufferedConn) Read(p []byte) (int, error) {
 		return c.buffered.Read(p)
 	}
 	return c.Conn.Read(p)
+}
+
+// CloseWrite half-closes the connection where it can (TCP, TLS), so that a
+// closing session can send its end and still read until the peer closes,
+// as package mux does through the wrapper.
+func (c *bufferedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
 }
 
 // WriteBuffers lets a session write a batch of frames in one system call
