@@ -44,9 +44,6 @@ func main() {
 		InitialStreamWindow: uint32(*initWindow),
 		MaxStreamWindow:     uint32(*maxWindow),
 		UnsentLimit:         *unsent,
-		// The only change from the defaults: the mem scenario holds
-		// thousands of idle streams, past the default limit of 256.
-		MaxConcurrentStreams: 1 << 20,
 	}
 	transports := []scenario.Transport{scenario.Mux{Config: &cfg}, scenario.TCP{}}
 	selected, err := scenario.Select(*names)

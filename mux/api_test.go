@@ -2246,3 +2246,29 @@ func TestAPIDataWrittenBeforeCloseReachesThePeerWhileItStillSends(t *testing.T) 
 type smallReadsConn struct{ net.Conn }
 
 func (c smallReadsConn) Read(p []byte) (int, error) { return c.Conn.Read(p[:min(len(p), 512)]) }
+
+// Limits fit real workloads: with the default Config one session carries
+// 5,000 concurrent streams (a kubectl port-forward uses two per forwarded
+// connection), each of which still works, both ways.
+func TestAPIFiveThousandConcurrentStreamsWithTheDefaultConfig(t *testing.T) {
+	checkGoroutineLeaks(t)
+	const n = 5000
+	accepted := make(chan *mux.Stream, n)
+	cli, srv := startSessions(t, tcpConns(t), pairOptions{serverHandler: acceptInto(accepted)})
+	local := make([]*mux.Stream, n)
+	peer := make([]*mux.Stream, n)
+	for i := range n {
+		local[i] = openStream(t, cli, nil)
+		peer[i] = recv(t, accepted, "the server's handler")
+	}
+	wantNumStreams(t, cli, srv, n)
+	// Every stream still carries data both ways, in any order.
+	for _, i := range []int{0, n / 2, n - 1} {
+		exchange(t, local[i], peer[i], []byte("question"), []byte("answer"))
+	}
+	for i := range n {
+		local[i].Reset()
+	}
+	ping(t, cli, "the client's") // the server has read every RESET before the PING
+	wantNumStreams(t, cli, srv, 0)
+}

@@ -49,16 +49,17 @@ const atkGoodWithin = 3 * time.Second
 
 // atkConfig is the server's (and the well-behaved client's) Config: small
 // limits, so that attacks reach them fast and the memory bound is tight.
-// Window auto-tuning cannot grow any window (MaxStreamWindow =
-// InitialStreamWindow), and MaxSessionWindow, which the bound counts twice,
-// is small. Keepalive is long, so that it ends no session by itself unless
+// Window auto-tuning cannot grow any window past InitialStreamWindow
+// (MaxStreamWindow = InitialStreamWindow), and MaxSessionWindow, which
+// holds the windows past their floor and the headers, is small, but large
+// enough for MaxHeaderBytes on every stream. Keepalive is long, so that it ends no session by itself unless
 // a test shortens it.
 func atkConfig() *Config {
 	return &Config{
 		MaxFrameSize:         16 << 10,
 		InitialStreamWindow:  64 << 10,
 		MaxStreamWindow:      64 << 10,
-		MaxSessionWindow:     64 << 10,
+		MaxSessionWindow:     512 << 10,
 		MaxConcurrentStreams: 16,
 		AcceptBacklog:        16,
 		MaxHeaderBytes:       8 << 10,
@@ -82,8 +83,8 @@ const (
 // well-behaved session are connected:
 //
 //   - the attacker's session, by the formula of Config's doc comment (SPEC
-//     10.3): MaxConcurrentStreams × (InitialStreamWindow + MaxHeaderBytes +
-//     33 KiB) + MaxSessionWindow + 4,096 queued control frames (SPEC 10.2). The control frames are counted at ctrlFrame
+//     10.3): MaxConcurrentStreams × 17 KiB (one block and the stream) +
+//     MaxSessionWindow + 4,096 queued control frames (SPEC 10.2). The control frames are counted at ctrlFrame
 //     octets each, the largest control frame the attack makes the server
 //     queue, four times over: the writer holds the queue and the batch being
 //     written in two buffers, each grown by append to up to twice what it
@@ -106,7 +107,7 @@ func atkBound(cfg *Config, ctrlFrame int) int64 {
 	}
 	window, headers := int64(r.InitialStreamWindow), int64(r.MaxHeaderBytes)
 	const perStream = 33 << 10
-	attacker := int64(r.MaxConcurrentStreams)*(window+headers+perStream) + int64(r.MaxSessionWindow) +
+	attacker := int64(r.MaxConcurrentStreams)*(blockSize+1<<10) + int64(r.MaxSessionWindow) +
 		4*maxQueuedControl*int64(ctrlFrame)
 	good := (window + headers + perStream) + (window + perStream) + 2*atkEchoSize
 	fixed := 3*(frame.ReaderBufferSize+max(headers, 8+frame.MaxReasonBytes)+32<<10) + 512<<10
@@ -2117,4 +2118,58 @@ func TestAttackGoAwayWithABogusLastStreamID(t *testing.T) {
 			g.check(t, "after the attack")
 		})
 	}
+}
+
+// A peer that opens every stream it may and fills every window it is
+// granted, while the application reads none of them, makes the session hold
+// no more than the documented bound, which no longer scales with
+// InitialStreamWindow: every stream has its floor, and what is granted past
+// it (and the headers) comes out of MaxSessionWindow (SPEC 7.4, 10.3). The
+// session, and a new stream on it, carry on.
+func TestAttackEveryWindowFilledAndNeverRead(t *testing.T) {
+	cfg := atkConfig()
+	cfg.MaxConcurrentStreams = 400
+	cfg.AcceptBacklog = 400
+	_, p, g := atkHandshaken(t, cfg)
+	heap := atkHeapStart()
+	streams := cfg.MaxConcurrentStreams - 1 // one place left for the stream that proves the session lives
+	first := p.nextID
+	p.mustWrite(t, p.openFrames(streams, http.Header{"Mode": {"hold"}}))
+	ids := make([]uint32, streams)
+	for i := range ids {
+		ids[i] = first + 2*uint32(i)
+		p.awaitFrame(t, frame.FrameAccept, ids[i])
+	}
+	// Twice over: the first DATA on a stream raises its window from the
+	// floor while the budget lasts, and the second pass fills that too.
+	sent := int64(0)
+	chunk := make([]byte, cfg.MaxFrameSize)
+	for range 2 {
+		for _, id := range ids {
+			for {
+				p.mu.Lock()
+				n := min(p.win[id], int64(len(chunk)))
+				p.win[id] -= n
+				p.mu.Unlock()
+				if n == 0 {
+					break
+				}
+				p.mustWrite(t, frame.AppendData(nil, id, 0, chunk[:n]))
+				sent += n
+			}
+		}
+		p.roundTrip(t) // every WINDOW_UPDATE the DATA earned has arrived
+		heap.sample()
+	}
+	floor := int64(cfg.streamWindowFloor())
+	if min := int64(streams) * floor; sent < min {
+		t.Fatalf("the attacker could send %d octets, want at least the floor of every stream (%d)", sent, min)
+	}
+	if max := int64(streams)*floor + int64(cfg.MaxSessionWindow); sent > max {
+		t.Fatalf("the attacker could send %d octets, more than the floors and the budget (%d)", sent, max)
+	}
+	t.Logf("%d streams took %d KiB: %d KiB past their floors", streams, sent>>10, (sent-int64(streams)*floor)>>10)
+	heap.check(t, atkBound(cfg, atkWindowUpdate), "every window filled, none read")
+	p.echoStream(t, "a new stream still has a window")
+	g.check(t, "after the attack")
 }

@@ -14,51 +14,66 @@ import (
 // different Configs.
 //
 // Memory. The stream data a peer can make one session buffer is at most the
-// sum of the receive windows of the session's streams (SPEC 10.3): a peer
-// that sends past a window ends the session. Streams the peer opens are
-// capped at MaxConcurrentStreams (more are refused); every stream starts
-// with InitialStreamWindow; a window grows past that only while this side's
-// application reads fast, and all growth together is capped at
-// MaxSessionWindow. A stream's unread data sits in 16 KiB blocks taken as
-// it arrives and given back as it is read (an idle stream holds none), so a
-// stream holds at most its window plus two partly used blocks. The most that
-// the streams a peer opens can make the session hold is therefore about
+// sum of the receive windows of the session's streams: a peer that sends
+// past a window ends the session. So that this sum does not scale with the
+// number of streams (SPEC 7.4, 10.3), every stream starts with a small
+// window, its floor: min(InitialStreamWindow, 16 KiB), the value advertised
+// to the peer. Once DATA arrives on a stream, its window rises to
+// InitialStreamWindow, and auto-tuning grows it further while this side's
+// application reads fast, both out of one budget per session,
+// MaxSessionWindow, which also holds the headers of the streams the peer
+// opened (an OPEN past it is refused with STREAM_LIMIT). When the budget is
+// spent, windows stay where they are, new streams at their floor, until
+// streams end and give theirs back: no stream is ever left without a
+// window, so one whose reader stopped never stalls another. A stream's
+// unread data sits in 16 KiB blocks taken as it arrives and given back as
+// it is read (an idle stream holds none); a stream at its floor holds one
+// block at most, and the budget counts two more for a stream past it. The
+// most a peer can make the session hold is therefore about
 //
-//	MaxConcurrentStreams × (InitialStreamWindow + MaxHeaderBytes + 33 KiB)
-//	  + MaxSessionWindow + 4,096 queued control frames (SPEC 10.2)
+//	MaxConcurrentStreams × 17 KiB + MaxSessionWindow
+//	  + 4,096 queued control frames (SPEC 10.2)
 //
-// plus, for each stream this side opened, InitialStreamWindow + 33 KiB.
-// With the defaults that is 256 × (256 + 16 + 33) KiB + 32 MiB ≈ 108 MiB, in
-// the worst case only: a peer that fills every window while this side's
-// application first reads fast enough to grow windows, then reads nothing.
-// A peer alone, whatever it sends, cannot make a window grow: growth needs
-// this side's application to read. (The peer does set the pace it must read
-// at, through the round-trip time its PING answers show; MaxSessionWindow
+// plus 17 KiB for each stream this side opened (their growth is in the
+// budget too). With the defaults that is 8,192 × 17 KiB + 64 MiB + about
+// 4 MiB ≈ 204 MiB, in the worst case only: a peer that opens every stream
+// it may and fills every window while this side's application reads none of
+// them. An idle stream costs about 1 KiB. A peer alone, whatever it sends,
+// cannot make a window grow past InitialStreamWindow: growth needs this
+// side's application to read. (The peer does set the pace it must read at,
+// through the round-trip time its PING answers show; MaxSessionWindow
 // bounds the result.)
 type Config struct {
 	// MaxFrameSize is the largest DATA payload this side accepts in one
 	// frame (SPEC 4.9 MAX_FRAME_SIZE), 1 KiB to 16 MiB-1. Default 32 KiB.
 	MaxFrameSize int
-	// InitialStreamWindow is the receive window every stream starts with:
-	// what the peer may send before this side's application reads.
-	// Default 256 KiB; at most 2^31-1.
+	// InitialStreamWindow is the receive window a stream has once data
+	// flows on it: what the peer may send before this side's application
+	// reads. It starts at its floor, min(InitialStreamWindow, 16 KiB), and
+	// rises to InitialStreamWindow when the first DATA arrives, as far as
+	// MaxSessionWindow allows (see Memory above). Default 256 KiB; at most
+	// 2^31-1.
 	InitialStreamWindow uint32
 	// MaxStreamWindow is the ceiling for window auto-tuning: a stream whose
 	// application reads fast has its window doubled, up to this, so one
 	// stream on a fast, long link is not limited by a small window (SPEC
 	// 7.3). Default 16 MiB. A value below InitialStreamWindow means no growth.
 	MaxStreamWindow uint32
-	// MaxSessionWindow caps the growth auto-tuning may add, summed over all
-	// streams of the session, and so bounds the memory a session can be made
-	// to hold (see the formula above). Default 32 MiB.
+	// MaxSessionWindow is the session's receive budget: the windows of its
+	// streams past their floor, summed, plus the headers of the streams the
+	// peer opened. It bounds the memory a session can be made to hold (see
+	// the formula above). Default 64 MiB.
 	MaxSessionWindow uint32
 	// MaxConcurrentStreams is how many streams the peer may have open at
 	// once; more are refused with STREAM_LIMIT (SPEC 10.2). A stream counts
 	// until it was reset, or both sides closed it and this side's
-	// application read all its data. Default 256.
+	// application read all its data. Default 8,192: a kubectl port-forward
+	// uses two streams per forwarded connection.
 	MaxConcurrentStreams int
 	// AcceptBacklog is how many peer-opened streams may wait for the
-	// handler; more are refused with STREAM_LIMIT. Default 64.
+	// handler; more are refused with STREAM_LIMIT. Default 1,024, so that a
+	// burst of opens (a port-forward of hundreds of connections at once)
+	// waits for a handler that is briefly busy rather than fail.
 	AcceptBacklog int
 	// MaxHeaderBytes is the largest header block accepted when the peer
 	// opens a stream (SPEC 4.9 MAX_HEADER_BYTES); a larger one ends the
@@ -97,9 +112,9 @@ const (
 	DefaultMaxFrameSize         = 32 << 10
 	DefaultInitialStreamWindow  = 256 << 10
 	DefaultMaxStreamWindow      = 16 << 20
-	DefaultMaxSessionWindow     = 32 << 20
-	DefaultMaxConcurrentStreams = 256
-	DefaultAcceptBacklog        = 64
+	DefaultMaxSessionWindow     = 64 << 20
+	DefaultMaxConcurrentStreams = 8192
+	DefaultAcceptBacklog        = 1024
 	DefaultMaxHeaderBytes       = 16 << 10
 	DefaultKeepAliveInterval    = 30 * time.Second
 	DefaultKeepAliveTimeout     = 30 * time.Second
@@ -123,6 +138,19 @@ func DefaultConfig() Config {
 		UnsentLimit:          DefaultUnsentLimit,
 	}
 }
+
+// streamWindowFloor is the window every stream starts with, the one
+// advertised as INITIAL_STREAM_WINDOW: small, so that the streams a peer may
+// open cost little memory each however many there are. A stream's window
+// rises to InitialStreamWindow, and grows past it, out of the session's
+// budget (MaxSessionWindow) once data arrives (SPEC 7.4).
+func (c *Config) streamWindowFloor() uint32 {
+	return min(c.InitialStreamWindow, maxStreamWindowFloor)
+}
+
+// maxStreamWindowFloor is one receive block: a stream holding no more than
+// its floor holds at most two blocks, however it is read.
+const maxStreamWindowFloor = blockSize
 
 // resolve fills in defaults and checks ranges, so the session can trust
 // every field. Durations come out as 0 for "off".

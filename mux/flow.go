@@ -26,8 +26,9 @@ type recvBuffer struct {
 	avail      uint32 // octets the peer may still send: the window left
 	window     uint32 // the window's current size
 	unacked    uint32 // octets read but not yet credited to the peer
-	growth     uint32 // window added by auto-tuning (counted in the session's total)
+	growth     uint32 // window added past the floor (counted in the session's budget)
 	lastCredit int64  // UnixNano of the last credit, for auto-tuning
+	started    bool   // DATA has arrived: the window was raised from the floor
 }
 
 func (b *recvBuffer) init(window uint32) {
@@ -44,6 +45,13 @@ func (b *recvBuffer) buffered() int { return b.n }
 func (b *recvBuffer) reserve(n int) [][]byte {
 	b.segs = b.segs[:0]
 	b.resv.n, b.resv.added = n, 0
+	if len(b.blocks) == 1 && b.head > 0 && b.tail+n > blockSize && b.n+n <= blockSize {
+		// Everything fits in the one block once the unread octets move to
+		// its front: so a stream at its floor (SPEC 7.4) never holds more
+		// than one block, however it is read.
+		copy(b.blocks[0].b[:], b.blocks[0].b[b.head:b.tail])
+		b.head, b.tail = 0, b.n
+	}
 	t := b.tail
 	if len(b.blocks) == 0 {
 		t = blockSize // no room: start a block
@@ -152,22 +160,59 @@ func (st *Stream) creditLocked(n int) uint32 {
 			rtt = int64(defaultRTT)
 		}
 		if b.lastCredit != 0 && now-b.lastCredit < growFactor*rtt {
-			g := min(b.window, s.cfg.MaxStreamWindow-b.window)
-			if s.windowGrowth.Add(int64(g)) <= int64(s.cfg.MaxSessionWindow) {
-				grow = g
-			} else {
-				s.windowGrowth.Add(-int64(g))
-			}
+			grow = st.growLocked(min(b.window, s.cfg.MaxStreamWindow-b.window))
 		}
 		b.lastCredit = now
 	}
 	inc := b.unacked + grow
 	b.unacked = 0
-	b.window += grow
-	b.growth += grow
 	b.avail += inc
 	return inc
 }
+
+// startLocked raises the window of a stream whose first DATA has arrived
+// from the floor every stream starts with to InitialStreamWindow, as far as
+// the session's budget allows, and returns the increment to send. Streams
+// that never receive data keep only the floor, so idle streams cost the
+// budget nothing (SPEC 7.4).
+func (st *Stream) startLocked() uint32 {
+	b := &st.recv
+	if b.started || st.recvEnd || st.err != nil {
+		return 0
+	}
+	b.started = true
+	want := int64(st.sess.cfg.InitialStreamWindow) - int64(b.window)
+	if want <= 0 {
+		return 0
+	}
+	g := st.growLocked(uint32(want))
+	b.avail += g
+	return g
+}
+
+// growLocked adds up to want octets to the stream's window, as many as the
+// session's budget has left, and returns how many. The first growth also
+// takes blockSlack from the budget: a window past the floor can leave its
+// data spread over two partly used blocks, and the bound counts them.
+func (st *Stream) growLocked(want uint32) uint32 {
+	b := &st.recv
+	var slack uint32
+	if b.growth == 0 {
+		slack = blockSlack
+	}
+	g := st.sess.takeBudget(want + slack)
+	if g <= slack {
+		st.sess.budgetUsed.Add(-int64(g))
+		return 0
+	}
+	b.growth += g // released whole when the stream is forgotten
+	b.window += g - slack
+	return g - slack
+}
+
+// blockSlack is the memory a stream's receive buffer may hold beyond its
+// window: two partly used blocks, one at each end.
+const blockSlack = 2 * blockSize
 
 // releaseGrowth returns the stream's auto-tuning growth, for the session to
 // take off its total when the stream is forgotten.

@@ -228,7 +228,11 @@ func TestAFailedPayloadReadAfterTheBufferShrankDoesNotCorruptIt(t *testing.T) {
 		t.Fatalf("got %v, want ACCEPT", f)
 	}
 	st := <-accepted
-	p.send(frame.AppendData(nil, 1, 0, make([]byte, 20<<10))) // one full block and part of a second
+	// The window's floor fills one block; the window then rises from it as
+	// that DATA arrives (SPEC 7.4: the increment is granted before the next
+	// frame is read), and the next payload takes part of a second block.
+	p.send(frame.AppendData(nil, 1, 0, make([]byte, maxStreamWindowFloor)))
+	p.send(frame.AppendData(nil, 1, 0, make([]byte, 4<<10)))
 	// A header promising 1000 octets, and only 500 of them: the reader
 	// reserves room in the second block and waits for the rest.
 	p.send(append(frame.AppendFrameHeader(nil, frame.FrameHeader{Length: 1000, Type: frame.FrameData, StreamID: 1}), make([]byte, 500)...))
@@ -278,4 +282,66 @@ func TestStreamsClosedWithUnreadDataKeepTheirPlaceUntilRead(t *testing.T) {
 	// Stream 7 is forgotten once both its END_STREAMs are through, which
 	// may be just after the peer has seen ours.
 	atkPoll(t, atkWait, "NumStreams drops the streams closed by both sides", func() bool { return s.NumStreams() == 0 })
+}
+
+// The session's receive budget (MaxSessionWindow) is shared: streams that
+// receive data take from it, up to InitialStreamWindow at once, the rest stay
+// at their floor but still work, and every octet comes back once the streams
+// end (SPEC 7.4).
+func TestTheSessionBudgetIsSharedAndGivenBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// Room for two streams' rise from the floor (with their block
+		// slack), and the headers.
+		const rise = 64<<10 - maxStreamWindowFloor
+		cfg := &Config{InitialStreamWindow: 64 << 10, MaxStreamWindow: 64 << 10, MaxSessionWindow: 2*(rise+blockSlack) + 4<<10, KeepAliveInterval: -1}
+		cli, srv, accepted := pipeSessions(t, cfg)
+		type pair struct{ local, peer *Stream }
+		var pairs []pair
+		for range 4 {
+			st, err := cli.OpenStream(t.Context(), http.Header{"N": {"x"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pairs = append(pairs, pair{st, <-accepted})
+		}
+		// Data on every stream: the first two rise, the others cannot.
+		for _, p := range pairs {
+			if _, err := p.local.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+		}
+		for i, p := range pairs {
+			p.peer.mu.Lock()
+			w := p.peer.recv.window
+			p.peer.mu.Unlock()
+			want := uint32(maxStreamWindowFloor)
+			if i < 2 {
+				want = 64 << 10
+			}
+			if w != want {
+				t.Errorf("stream %d: window %d, want %d", i, w, want)
+			}
+		}
+		// The ones at their floor still carry data, more than the floor.
+		for _, p := range pairs {
+			data := make([]byte, 3*maxStreamWindowFloor)
+			go func() { p.local.Write(data); p.local.Close() }()
+			got, err := io.ReadAll(p.peer)
+			if err != nil || len(got) != len(data)+1 {
+				t.Fatalf("read %d octets, %v; want %d", len(got), err, len(data)+1)
+			}
+			p.peer.Close()
+		}
+		synctest.Wait()
+		if n := srv.NumStreams(); n != 0 {
+			t.Fatalf("the server tracks %d streams, want none", n)
+		}
+		if used := srv.budgetUsed.Load(); used != 0 {
+			t.Errorf("the server's budget holds %d octets after every stream ended, want 0", used)
+		}
+		if used := cli.budgetUsed.Load(); used != 0 {
+			t.Errorf("the client's budget holds %d octets after every stream ended, want 0", used)
+		}
+	})
 }

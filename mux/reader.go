@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"runtime"
 	"time"
 
@@ -187,11 +188,19 @@ func (s *Session) handleData(h frame.FrameHeader) error {
 	if err == nil {
 		st.recvEnd = st.recvEnd || end
 	}
+	var start uint32
+	if err == nil && n > 0 {
+		start = st.startLocked()
+	}
 	forget := err == nil && end && st.sentEnd
 	st.cond.Broadcast()
 	st.mu.Unlock()
 	if err != nil {
 		return err
+	}
+	if start > 0 {
+		var b [frame.HeaderSize + 4]byte
+		s.w.queueControl(frame.AppendWindowUpdate(b[:0], st.id, start))
 	}
 	if forget {
 		s.forget(st)
@@ -242,12 +251,33 @@ func (s *Session) handleOpen(f *frame.Frame) error {
 		s.mu.Unlock()
 		return s.refuse(id, frame.CodeStreamLimit, fmt.Sprintf("the accept backlog is full: %d streams wait for the handler", waiting))
 	}
+	// SPEC 10.3: the headers stay with the stream while it lives, so they
+	// count in the session's budget.
+	cost := headerCost(f.Headers)
+	if !s.reserveBudget(cost) {
+		s.mu.Unlock()
+		return s.refuse(id, frame.CodeStreamLimit, fmt.Sprintf("the session's receive budget (MaxSessionWindow %d) is spent: the windows and headers of its streams hold it", s.cfg.MaxSessionWindow))
+	}
 	st := newStream(s, id, f.Headers, false)
+	st.headerCost = cost
 	s.streams[id] = st
 	s.peerStreams++
 	s.enqueueAcceptLocked(st)
 	s.mu.Unlock()
 	return nil
+}
+
+// headerCost is what decoded headers take in memory, about: their octets,
+// plus a map entry per name and a string header per value.
+func headerCost(h http.Header) uint32 {
+	n := 0
+	for name, values := range h {
+		n += len(name) + 64 + 16*len(values)
+		for _, v := range values {
+			n += len(v)
+		}
+	}
+	return uint32(n)
 }
 
 // handleOpenError refuses a stream whose OPEN carried a bad header block:

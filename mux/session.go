@@ -52,7 +52,7 @@ type Session struct {
 	acceptDone   chan struct{} // closed when the accept loop has ended
 	inHandler    atomic.Bool   // the accept loop is (about to be) inside the handler
 
-	windowGrowth atomic.Int64 // auto-tuning growth granted, summed over live streams
+	budgetUsed   atomic.Int64 // of MaxSessionWindow: window granted past the floor, and header blocks held, over live streams
 	minRTT       atomic.Int64 // smallest PING round trip seen, in ns; 0 until measured
 	framesRead   atomic.Uint64
 	idleTimeout  atomic.Int64 // ns; 0: none
@@ -147,7 +147,7 @@ func newSession(conn net.Conn, handler httpstream.NewStreamHandler, cfg *Config,
 	s.w.queueControl([]byte(frame.Preface))
 	s.w.queueControl(frame.AppendSettings(nil,
 		frame.Setting{ID: frame.SettingMaxFrameSize, Value: uint32(c.MaxFrameSize)},
-		frame.Setting{ID: frame.SettingInitialStreamWindow, Value: c.InitialStreamWindow},
+		frame.Setting{ID: frame.SettingInitialStreamWindow, Value: c.streamWindowFloor()},
 		frame.Setting{ID: frame.SettingMaxHeaderBytes, Value: uint32(c.MaxHeaderBytes)},
 		frame.Setting{ID: frame.SettingMaxConcurrentStreams, Value: uint32(c.MaxConcurrentStreams)},
 	))
@@ -545,13 +545,44 @@ func (s *Session) forget(st *Stream) {
 }
 
 // releasePlaceLocked gives back what a forgotten stream counted against:
-// its place among the peer's streams and its window growth.
+// its place among the peer's streams, and its share of the session's
+// budget (its window past the floor, its header block).
 func (s *Session) releasePlaceLocked(st *Stream) {
 	if !st.local {
 		s.peerStreams--
 	}
-	if g := st.releaseGrowth(); g > 0 {
-		s.windowGrowth.Add(-g)
+	if g := st.releaseGrowth() + int64(st.headerCost); g > 0 {
+		st.headerCost = 0
+		s.budgetUsed.Add(-g)
+	}
+}
+
+// reserveBudget takes n octets of the session's receive budget, all or
+// none, and reports whether it did.
+func (s *Session) reserveBudget(n uint32) bool {
+	for {
+		used := s.budgetUsed.Load()
+		if used+int64(n) > int64(s.cfg.MaxSessionWindow) {
+			return false
+		}
+		if s.budgetUsed.CompareAndSwap(used, used+int64(n)) {
+			return true
+		}
+	}
+}
+
+// takeBudget takes up to want octets of the session's receive budget
+// (MaxSessionWindow), as many as are left, and returns how many it took.
+func (s *Session) takeBudget(want uint32) uint32 {
+	for {
+		used := s.budgetUsed.Load()
+		g := min(int64(want), int64(s.cfg.MaxSessionWindow)-used)
+		if g <= 0 {
+			return 0
+		}
+		if s.budgetUsed.CompareAndSwap(used, used+g) {
+			return uint32(g)
+		}
 	}
 }
 

@@ -52,6 +52,7 @@ type Stream struct {
 	inReady    bool   // in the writer's ready queue; guarded by writer.mu
 	queued     bool   // waiting for the handler; guarded by Session.mu
 	holdsPlace bool   // forgotten with unread data: still counted in the session's limits
+	headerCost uint32 // the peer's OPEN header block, counted in the session's budget; guarded by Session.mu
 
 	dl *deadlines // nil until a deadline is set
 }
@@ -89,7 +90,7 @@ func newStream(s *Session, id uint32, headers http.Header, local bool) *Stream {
 	// Both windows are known: the peer's SETTINGS came before anything
 	// that opens a stream (SPEC 2.3).
 	st.sendWindow = int64(s.peer.initialWindow)
-	st.recv.init(s.cfg.InitialStreamWindow)
+	st.recv.init(s.cfg.streamWindowFloor())
 	return st
 }
 

@@ -75,6 +75,11 @@ func writeBlockedWithBatchInFlight(t *testing.T) (*Session, *Stream, *gatedConn,
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The server raises the window from its floor once data arrives.
+	if _, err := st.Write([]byte{0}); err != nil {
+		t.Fatal(err)
+	}
+	waitSendWindow(t, st, 4<<20)
 	gate.setOpen(false)
 	go cli.Ping(t.Context()) // the writer goroutine takes the token, and waits at the gate
 	waitGate(t, gate)
@@ -106,6 +111,25 @@ func waitGate(t *testing.T, g *gatedConn) int {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no write reached the gate within 10s")
 		return 0
+	}
+}
+
+// waitSendWindow waits until st may send at least n octets. Polling, with
+// a bound, as waitStreamQueued.
+func waitSendWindow(t *testing.T, st *Stream, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st.mu.Lock()
+		w := st.sendWindow
+		st.mu.Unlock()
+		if w >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the send window is %d octets after 10s, want at least %d", w, n)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

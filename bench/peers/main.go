@@ -101,10 +101,7 @@ func main() {
 // allTransports lists the transports in column order, the baseline last.
 func allTransports() []scenario.Transport {
 	return []scenario.Transport{
-		// The only change from the defaults, as in the root report: the
-		// mem scenario holds thousands of idle streams, past the default
-		// limit of 256.
-		scenario.Mux{Config: &mux.Config{MaxConcurrentStreams: 1 << 20}},
+		scenario.Mux{}, // the default Config, as in the root report
 		Yamux{},
 		Smux{},
 		SPDY{},

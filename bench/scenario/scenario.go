@@ -71,7 +71,7 @@ func Default() Options {
 		Interactive: 2 * time.Second,
 		EchoEvery:   time.Millisecond,
 		Opens:       20000,
-		IdleStreams: 4000,
+		IdleStreams: 5000,
 		HOLBytes:    64 << 20,
 		Timeout:     60 * time.Second,
 	}

@@ -92,7 +92,7 @@ func (m Mux) Notes() string {
 		}
 		return def
 	}
-	return fmt.Sprintf("one TCP connection; frames of %d KiB, stream windows %d KiB growing to %d KiB, at most %d streams",
+	return fmt.Sprintf("one TCP connection; frames of %d KiB, stream windows of 16 KiB, %d KiB once data flows, growing to %d KiB, at most %d streams",
 		pick(c.MaxFrameSize, d.MaxFrameSize)>>10,
 		pick(int(c.InitialStreamWindow), int(d.InitialStreamWindow))>>10,
 		pick(int(c.MaxStreamWindow), int(d.MaxStreamWindow))>>10,
