@@ -37,11 +37,14 @@ func (s *Session) acceptLoop() {
 		s.inHandler.Store(false)
 		if err != nil {
 			st.mu.Lock()
-			if st.err == nil {
+			reset := st.err != nil // by the peer, or the handler, meanwhile
+			if !reset {
 				st.failLocked(&refusedError{streamID: st.id, code: frame.CodeRefused, reason: err.Error()}, true)
 			}
 			st.mu.Unlock()
-			s.w.queueControl(frame.AppendRefuse(nil, st.id, frame.CodeRefused, err.Error()))
+			if !reset { // SPEC 6.2: nothing more is sent on a reset stream
+				s.w.queueControl(frame.AppendRefuse(nil, st.id, frame.CodeRefused, err.Error()))
+			}
 			s.forget(st)
 			continue
 		}
@@ -109,6 +112,12 @@ func (s *Session) waitAcceptLoop() {
 // sees DATA before ACCEPT.
 func (st *Stream) accept() {
 	st.mu.Lock()
+	if st.err != nil {
+		// Reset while the handler ran, by the peer or the handler: SPEC
+		// 6.2, nothing more is sent on it.
+		st.mu.Unlock()
+		return
+	}
 	st.peerMaySend = true
 	st.mu.Unlock()
 	var b [frame.HeaderSize]byte
@@ -124,6 +133,6 @@ func (st *Stream) accept() {
 	st.mu.Unlock()
 	st.sess.touch()
 	if endNow {
-		st.sess.w.submit(st) // Close was called before the accept
+		st.sendEnd() // Close was called before the accept
 	}
 }

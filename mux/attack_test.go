@@ -229,7 +229,7 @@ func (h *atkHeap) watchControlQueue(t *testing.T, s *Session) (stop func() (peak
 	var peak int
 	stopWatch := h.watch(t, 20*time.Millisecond, func() {
 		s.w.mu.Lock()
-		peak = max(peak, s.w.ctrlCount)
+		peak = max(peak, s.w.answers)
 		s.w.mu.Unlock()
 	})
 	return func() int {

@@ -61,8 +61,9 @@ type Config struct {
 	MaxStreamWindow uint32
 	// MaxSessionWindow is the session's receive budget: the windows of its
 	// streams past their floor, summed, plus the headers of the streams the
-	// peer opened. It bounds the memory a session can be made to hold (see
-	// the formula above). Default 64 MiB.
+	// peer opened. Windows take at most three quarters of it, so that the
+	// headers of new streams always have room. It bounds the memory a
+	// session can be made to hold (see the formula above). Default 64 MiB.
 	MaxSessionWindow uint32
 	// MaxConcurrentStreams is how many streams the peer may have open at
 	// once; more are refused with STREAM_LIMIT (SPEC 10.2). A stream counts

@@ -87,7 +87,11 @@ type resetError struct {
 func (e *resetError) Error() string {
 	switch {
 	case e.cause != nil:
-		return fmt.Sprintf("httpstream: stream %d reset: %v", e.streamID, e.cause)
+		var c *closedError
+		if errors.As(e.cause, &c) {
+			return fmt.Sprintf("httpstream: stream %d ended with its session, which closed: %v", e.streamID, c.cause)
+		}
+		return fmt.Sprintf("httpstream: stream %d ended with its session: %v", e.streamID, e.cause)
 	case !e.byPeer:
 		return fmt.Sprintf("httpstream: stream %d reset by this side", e.streamID)
 	case e.reason == "":
@@ -98,12 +102,14 @@ func (e *resetError) Error() string {
 func (e *resetError) Unwrap() error        { return e.cause }
 func (e *resetError) Is(target error) bool { return target == ErrStreamReset }
 
-// isPeerClose reports whether a session's end cause is the peer's
-// deliberate close (its Close or Shutdown: GOAWAY SESSION_CLOSED), after
-// which streams read to io.EOF, rather than a failure.
+// isPeerClose reports whether a session's end cause is the peer's close on
+// purpose, after which streams read to io.EOF, as Kubernetes' do: its
+// Close or Shutdown (GOAWAY SESSION_CLOSED), or its idle or keepalive
+// timeout (TIMEOUT). Everything it sent before the GOAWAY has arrived.
+// A GOAWAY that says this side broke the protocol is a failure.
 func isPeerClose(cause error) bool {
 	var g *goAwayError
-	return errors.As(cause, &g) && g.code == frame.CodeSessionClosed
+	return errors.As(cause, &g) && (g.code == frame.CodeSessionClosed || g.code == frame.CodeTimeout)
 }
 
 // refusedError: the peer declined a stream this side opened.
@@ -117,7 +123,7 @@ func (e *refusedError) Error() string {
 	if e.code == frame.CodeGoingAway && e.reason == "" {
 		return fmt.Sprintf("httpstream: stream %d refused: the peer is going away; open it on a new session", e.streamID)
 	}
-	return fmt.Sprintf("httpstream: stream %d refused by the peer (%v): %s", e.streamID, e.code, e.reason)
+	return fmt.Sprintf("httpstream: stream %d refused by the peer (%v): %q", e.streamID, e.code, e.reason)
 }
 func (e *refusedError) Is(target error) bool {
 	return target == ErrStreamRefused || target == ErrGoAway && e.code == frame.CodeGoingAway

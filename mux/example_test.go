@@ -61,7 +61,7 @@ func ExampleErrStreamRefused() {
 
 	_, err := client.CreateStream(http.Header{"Streamtype": {"resize"}})
 	fmt.Println(err)
-	// Output: httpstream: stream 1 refused by the peer (REFUSED): no stream type "resize" here
+	// Output: httpstream: stream 1 refused by the peer (REFUSED): "no stream type \"resize\" here"
 }
 
 // Shutdown stops new streams, lets the open ones finish, then closes.

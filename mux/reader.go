@@ -26,12 +26,13 @@ func (s *Session) readLoop() {
 		s.log.Debug("httpstream: peer broke the protocol", "code", se.Code.String(), "reason", se.Reason)
 		s.closeWith(&protocolError{byPeer: true, err: se}, se.Code, se.Reason)
 	case errors.Is(err, frame.ErrBadPreface), errors.Is(err, frame.ErrVersionMismatch):
-		// SPEC 2.2: the peer does not speak this protocol: no GOAWAY.
-		s.closeWith(err, frame.CodeNoError, "")
+		// SPEC 2.2: the peer does not speak this protocol: no GOAWAY,
+		// but the preface and SETTINGS already queued go out first.
+		s.closeAfterFlush(err)
 	case err == nil:
 		// The session ended elsewhere first.
-	case errors.Is(err, errPeerClosed):
-		s.closeWith(err, frame.CodeNoError, "")
+	case errors.As(err, new(*goAwayError)):
+		s.closeWith(err, frame.CodeNoError, "") // the peer's closing GOAWAY
 	case errors.Is(err, io.EOF):
 		s.closeWith(errors.New("the peer closed the connection without GOAWAY"), frame.CodeNoError, "")
 	case errors.Is(err, net.ErrClosed):
@@ -41,8 +42,6 @@ func (s *Session) readLoop() {
 	}
 }
 
-// errPeerClosed wraps the peer's closing GOAWAY, which ends reading.
-var errPeerClosed = errors.New("peer closed the session")
 
 // frameHandlers dispatches every frame type but DATA, which readFrames
 // handles itself to read payloads straight into stream buffers.
@@ -142,7 +141,7 @@ func (s *Session) handleData(h frame.FrameHeader) error {
 	case st.recvEnd:
 		st.mu.Unlock()
 		// SPEC 6.3: half-closed (remote): a stream error.
-		st.resetWith(frame.CodeStreamClosed, "DATA after END_STREAM")
+		st.resetWith(frame.CodeStreamClosed, "DATA after END_STREAM", s.w.queueAnswer)
 		return nil
 	case h.Length > st.recv.avail:
 		avail := st.recv.avail
@@ -200,7 +199,7 @@ func (s *Session) handleData(h frame.FrameHeader) error {
 	}
 	if start > 0 {
 		var b [frame.HeaderSize + 4]byte
-		s.w.queueControl(frame.AppendWindowUpdate(b[:0], st.id, start))
+		s.w.queueAnswer(frame.AppendWindowUpdate(b[:0], st.id, start))
 	}
 	if forget {
 		s.forget(st)
@@ -306,7 +305,7 @@ func (s *Session) checkNewPeerID(id uint32) error {
 // refuse answers an OPEN with REFUSE.
 func (s *Session) refuse(id uint32, code frame.ErrCode, reason string) error {
 	var b [frame.HeaderSize + 4 + frame.MaxReasonBytes]byte
-	s.w.queueControl(frame.AppendRefuse(b[:0], id, code, reason))
+	s.w.queueAnswer(frame.AppendRefuse(b[:0], id, code, reason))
 	return nil
 }
 
@@ -389,7 +388,7 @@ func (s *Session) handleReset(f *frame.Frame) error {
 func (s *Session) handlePing(f *frame.Frame) error {
 	if !f.Flags.Has(frame.FlagAck) {
 		var b [frame.HeaderSize + 8]byte
-		s.w.queueControl(frame.AppendPing(b[:0], frame.FlagAck, f.PingData))
+		s.w.queueAnswer(frame.AppendPing(b[:0], frame.FlagAck, f.PingData))
 		return nil
 	}
 	var id uint64
@@ -435,7 +434,7 @@ func (s *Session) handleGoAway(f *frame.Frame) error {
 	}
 	if f.Code != frame.CodeNoError {
 		s.mu.Unlock()
-		return fmt.Errorf("%w: %w", errPeerClosed, &goAwayError{code: f.Code, reason: f.Reason})
+		return &goAwayError{code: f.Code, reason: f.Reason} // ends reading: the peer closes
 	}
 	if s.goAwayRecv && last > s.goAwayLastID {
 		last = s.goAwayLastID // SPEC 8.2: it must not grow; keep the smaller

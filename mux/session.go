@@ -210,7 +210,7 @@ func (s *Session) OpenStream(ctx context.Context, headers http.Header) (*Stream,
 	}
 	if err := st.waitAccepted(ctx); err != nil {
 		if err == errOpenCanceled {
-			st.resetWith(frame.CodeCancel, "the opener stopped waiting for ACCEPT")
+			st.resetWith(frame.CodeCancel, "the opener stopped waiting for ACCEPT", s.w.queueControl)
 			return nil, &openTimeoutError{streamID: st.id, waited: time.Since(start), cause: openCause(ctx)}
 		}
 		return nil, err
@@ -433,6 +433,29 @@ func (s *Session) touch() {
 // to send it before closing the connection. It does not wait for the
 // session's goroutines: the reader and writer call it too.
 func (s *Session) closeWith(cause error, code frame.ErrCode, reason string) {
+	var goAway []byte
+	if code != frame.CodeNoError {
+		goAway = frame.AppendGoAway(nil, s.lastPeerIDNow(), code, reason)
+	}
+	s.end(cause, goAway, goAway != nil)
+}
+
+// closeAfterFlush ends the session with cause, with no GOAWAY, once what is
+// already queued has gone out (within the same bound): for a peer that does
+// not speak the protocol, which still gets the preface and SETTINGS that
+// tell it which version this side speaks (SPEC 2.2).
+func (s *Session) closeAfterFlush(cause error) { s.end(cause, nil, true) }
+
+func (s *Session) lastPeerIDNow() uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastPeerID
+}
+
+// end ends the session with cause, once: it queues goAway (if any), seals
+// the writer, fails the streams, and closes the connection, after giving
+// the writer a bounded time to send what is queued if flush is set.
+func (s *Session) end(cause error, goAway []byte, flush bool) {
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
@@ -450,9 +473,8 @@ func (s *Session) closeWith(cause error, code frame.ErrCode, reason string) {
 		}
 	}
 	clear(s.pings)
-	sendGoAway := code != frame.CodeNoError
-	if sendGoAway {
-		s.w.queueFinal(frame.AppendGoAway(nil, s.lastPeerID, code, reason))
+	if goAway != nil {
+		s.w.queueFinal(goAway)
 	}
 	s.w.seal() // nothing but what is queued goes out from now on
 	s.mu.Unlock()
@@ -470,7 +492,7 @@ func (s *Session) closeWith(cause error, code frame.ErrCode, reason string) {
 	// The reader is still running (it ends only once the connection is
 	// closed), so the WaitGroup cannot be at zero here.
 	s.wg.Add(1)
-	go s.finishClose(sendGoAway) // ends once the connection is closed
+	go s.finishClose(flush) // ends once the connection is closed
 }
 
 // finishClose gives the writer closeFlushTimeout to send the final GOAWAY,
@@ -571,12 +593,15 @@ func (s *Session) reserveBudget(n uint32) bool {
 	}
 }
 
-// takeBudget takes up to want octets of the session's receive budget
-// (MaxSessionWindow), as many as are left, and returns how many it took.
+// takeBudget takes up to want octets of the session's receive budget for
+// windows, as many as are left, and returns how many it took. Windows may
+// take no more than three quarters of MaxSessionWindow, so that the headers
+// of new streams always find room (reserveBudget): a peer's OPEN is never
+// refused because other streams' windows grew.
 func (s *Session) takeBudget(want uint32) uint32 {
 	for {
 		used := s.budgetUsed.Load()
-		g := min(int64(want), int64(s.cfg.MaxSessionWindow)-used)
+		g := min(int64(want), int64(s.cfg.MaxSessionWindow)/4*3-used)
 		if g <= 0 {
 			return 0
 		}

@@ -34,8 +34,8 @@ type Stream struct {
 	discard     bool  // ended by this side: buffered data is dropped and Read fails at once (SPEC 4.6)
 	eofAfter    bool  // ended by the peer on purpose (RESET, closing GOAWAY): Read ends with io.EOF, not err
 	recvEnd     bool  // END_STREAM received
-	sentEnd     bool  // END_STREAM handed to the writer
-	endQueued   bool  // Close asked for END_STREAM, not yet handed to the writer
+	sentEnd     bool  // END_STREAM queued for the wire
+	endQueued   bool  // Close came while a Write ran or before ACCEPT: END_STREAM goes after
 	closedWrite bool  // Close was called
 
 	recv       recvBuffer
@@ -48,7 +48,9 @@ type Stream struct {
 	sendWindow int64  // octets the peer lets us send (SPEC 7.1)
 	writing    bool   // a Write is in progress
 	pending    []byte // the part of a Write's slice not yet taken by the writer
-	inFlight   int    // frames taken by the writer, not yet written
+	inFlight   int    // frames taken by the writer, not yet written, that point into the Write's slice
+	copies     int    // frames taken by the writer, not yet written, copied out of the Write's slice
+	lost       bool   // a frame of the Write failed to reach the connection
 	inReady    bool   // in the writer's ready queue; guarded by writer.mu
 	queued     bool   // waiting for the handler; guarded by Session.mu
 	holdsPlace bool   // forgotten with unread data: still counted in the session's limits
@@ -238,11 +240,11 @@ func (st *Stream) Write(p []byte) (int, error) {
 	}
 	st.writing = true
 	n, err := st.writeLocked(p)
-	st.writing = false
-	st.cond.Broadcast() // a Write waiting for its turn, or END_STREAM
-	if st.endQueued && st.err == nil {
+	st.writing, st.lost = false, false
+	st.cond.Broadcast() // a Write waiting for its turn
+	if st.endQueued {
 		st.mu.Unlock()
-		st.sess.w.submit(st) // Close came during the Write: END_STREAM goes now
+		st.sendEnd() // Close came during the Write: END_STREAM goes now
 		st.mu.Lock()
 	}
 	return n, err
@@ -260,6 +262,15 @@ func (st *Stream) writeErrLocked() error {
 
 // writeLocked hands p to the writer chunk by chunk, each chunk as large as
 // the send window allows, and waits until each is written.
+//
+// Deadlines and the zero-copy path: the writer normally writes straight
+// from p, so the Write cannot return while a frame that points into p is
+// being written, however long the connection takes. A stream with a write
+// deadline therefore has its frames copied as the writer takes them, and
+// never writes them on the Write's own goroutine: at the deadline the Write
+// returns at once, counting what the writer took (it goes out, as if in
+// the kernel's buffer), and the writer takes no more. Writes without a
+// deadline, the bulk path, stay zero-copy.
 func (st *Stream) writeLocked(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
@@ -287,10 +298,17 @@ func (st *Stream) writeLocked(p []byte) (int, error) {
 			st.pending = nil
 			return n, err
 		}
-		for len(st.pending) > 0 || st.inFlight > 0 {
+		for len(st.pending) > 0 || st.inFlight > 0 || st.copies > 0 {
+			if st.lost {
+				// A batch holding part of the chunk failed: none of the
+				// chunk counts, since the caller cannot know which part
+				// went out.
+				st.pending = nil
+				return n, st.err
+			}
 			if st.inFlight == 0 {
-				// Nothing of ours is being written right now, so the rest
-				// can be taken back safely if we must stop.
+				// No frame being written points into p, so the rest can
+				// be taken back safely if we must stop.
 				stop := st.err
 				if stop == nil && st.deadlinePassedLocked(st.writeDeadlineLocked()) {
 					stop = errDeadline
@@ -304,6 +322,9 @@ func (st *Stream) writeLocked(p []byte) (int, error) {
 			}
 			st.cond.Wait()
 		}
+		if st.lost {
+			return n, st.err
+		}
 		n += k
 		p = p[k:]
 	}
@@ -312,23 +333,48 @@ func (st *Stream) writeLocked(p []byte) (int, error) {
 
 // Close half-closes the stream: the peer reads everything written before,
 // then io.EOF. This side may still read. Writes after Close fail. Close is
-// idempotent and does not wait for the peer.
+// idempotent and waits neither for the peer nor for the connection: it
+// queues END_STREAM and returns. A stream keeps its place among the peer's
+// MaxConcurrentStreams until both sides have closed it (or it was reset)
+// and this side has read all its data: unread data holds the place.
 func (st *Stream) Close() error {
 	st.mu.Lock()
 	if st.closedWrite || st.err != nil {
 		st.mu.Unlock()
 		return nil
 	}
-	st.closedWrite, st.endQueued = true, true
+	st.closedWrite = true
 	st.cond.Broadcast() // a Write waiting for its turn now fails
 	// A Write in progress sends END_STREAM when it ends; a stream not yet
 	// accepted sends it once accepted.
 	now := st.accepted && !st.writing
+	st.endQueued = !now
 	st.mu.Unlock()
 	if now {
-		st.sess.w.submit(st)
+		st.sendEnd()
 	}
 	return nil
+}
+
+// sendEnd queues END_STREAM (an empty DATA frame) with the control frames,
+// once no Write is in progress. It never writes on the calling goroutine,
+// and, queued in order with control frames, it cannot be overtaken by an
+// OPEN queued later (so the peer frees the stream's place first) nor lost
+// when the session closes next (the final GOAWAY is queued after it).
+func (st *Stream) sendEnd() {
+	st.mu.Lock()
+	if st.sentEnd || st.err != nil {
+		st.mu.Unlock()
+		return
+	}
+	st.sentEnd, st.endQueued = true, false
+	done := st.recvEnd
+	st.mu.Unlock()
+	var b [frame.HeaderSize]byte
+	st.sess.w.queueControl(frame.AppendData(b[:0], st.id, frame.FlagEndStream, nil))
+	if done {
+		st.sess.forget(st) // closed by both sides (SPEC 6.2)
+	}
 }
 
 // CloseWrite half-closes the stream, as Close does. It is there for code
@@ -341,12 +387,14 @@ func (st *Stream) CloseWrite() error { return st.Close() }
 // sent before the reset, then io.EOF, and its Writes fail with
 // ErrStreamReset; its EndReason says that the stream was reset.
 func (st *Stream) Reset() error {
-	st.resetWith(frame.CodeCancel, "")
+	st.resetWith(frame.CodeCancel, "", st.sess.w.queueControl)
 	return nil
 }
 
-// resetWith resets the stream from this side with code and reason.
-func (st *Stream) resetWith(code frame.ErrCode, reason string) {
+// resetWith resets the stream from this side with code and reason, and
+// sends the RESET with queue: the writer's queueControl, or its queueAnswer
+// for a reset that answers the peer's broken frame.
+func (st *Stream) resetWith(code frame.ErrCode, reason string, queue func([]byte)) {
 	st.mu.Lock()
 	if st.err != nil {
 		st.mu.Unlock()
@@ -362,7 +410,7 @@ func (st *Stream) resetWith(code frame.ErrCode, reason string) {
 	}
 	if !done {
 		var b [frame.HeaderSize + 4 + frame.MaxReasonBytes]byte
-		st.sess.w.queueControl(frame.AppendReset(b[:0], st.id, code, reason))
+		queue(frame.AppendReset(b[:0], st.id, code, reason))
 	}
 	st.sess.touch()
 	st.sess.forget(st)
@@ -456,11 +504,16 @@ func (st *Stream) refused(err error) {
 }
 
 // frameWritten is called by the writer once one of the stream's frames is
-// on the wire.
-func (st *Stream) frameWritten() {
+// on the wire, or, with ok false, failed to get there.
+func (st *Stream) frameWritten(copied, ok bool) {
 	st.mu.Lock()
-	st.inFlight--
-	if st.inFlight == 0 {
+	if copied {
+		st.copies--
+	} else {
+		st.inFlight--
+	}
+	st.lost = st.lost || !ok
+	if st.inFlight == 0 && st.copies == 0 || !ok {
 		// Wake the Write whether or not data is pending: with nothing in
 		// flight it may take the rest back (reset, deadline).
 		st.cond.Broadcast()
@@ -474,7 +527,14 @@ func (st *Stream) frameWritten() {
 func (st *Stream) writtenOut() bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	return st.inFlight == 0 && (len(st.pending) == 0 || st.stopSendingLocked())
+	return st.inFlight == 0 && st.copies == 0 && (len(st.pending) == 0 || st.stopSendingLocked())
+}
+
+// copyFramesLocked reports whether the writer must copy the frames it takes
+// from the stream, rather than write from the Write's slice: the stream has
+// a write deadline (see writeLocked).
+func (st *Stream) copyFramesLocked() bool {
+	return !st.writeDeadlineLocked().IsZero()
 }
 
 // stopSendingLocked reports whether the writer must take no more of the

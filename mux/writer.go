@@ -62,7 +62,7 @@ type writer struct {
 
 	mu        sync.Mutex // guards the fields below, up to the blank line
 	ctrl      []byte     // encoded control frames waiting, in order
-	ctrlCount int        // frames in ctrl
+	answers   int        // frames in ctrl that answer the peer (queueAnswer)
 	ready     streamQueue
 	busy      bool  // someone holds the write token
 	wantRoom  bool  // the reader waits in waitForRoom
@@ -80,9 +80,16 @@ type writer struct {
 	hdrs    []byte
 	bufs    net.Buffers
 	iov     net.Buffers
-	batch   []*Stream
-	done    []*Stream // streams to forget after the batch
+	batch   []batchFrame
+	arena   []byte // copies of the frames of streams with a write deadline
 	scratch []byte
+}
+
+// batchFrame is a DATA frame of the batch being written, for telling its
+// stream when it is out.
+type batchFrame struct {
+	st     *Stream
+	copied bool // its payload is in the arena, not the Write's slice
 }
 
 func (w *writer) init(s *Session) {
@@ -114,16 +121,32 @@ func (w *writer) run() {
 	}
 }
 
-// queueControl appends an encoded control frame. Past maxQueuedControl
-// waiting frames it drops the frame and signals overflow: the session is
-// ending. After the session ended it drops the frame.
+// queueControl appends an encoded control frame that this side's own work
+// produced (an OPEN, a RESET, a WINDOW_UPDATE for data read): as many as
+// the application makes, which is its own business, not a flood. After the
+// session ended it drops the frame.
 func (w *writer) queueControl(b []byte) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.sealed || w.failed != nil {
 		return
 	}
-	if w.ctrlCount >= maxQueuedControl {
+	w.ctrl = append(w.ctrl, b...)
+	w.kickLocked()
+}
+
+// queueAnswer appends a control frame that the reader goroutine queues in
+// answer to the peer (a PING ACK, a REFUSE, a RESET for a broken stream).
+// Past maxQueuedControl waiting answers it drops the frame and signals
+// overflow: the peer makes this side answer and does not read the answers,
+// and the session is ending (SPEC 10.2).
+func (w *writer) queueAnswer(b []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.sealed || w.failed != nil {
+		return
+	}
+	if w.answers >= maxQueuedControl {
 		select {
 		case <-w.overflow:
 		default:
@@ -131,7 +154,7 @@ func (w *writer) queueControl(b []byte) {
 		}
 		return
 	}
-	w.ctrlCount++
+	w.answers++
 	w.ctrl = append(w.ctrl, b...)
 	w.kickLocked()
 }
@@ -155,7 +178,7 @@ func (w *writer) queueFinal(b []byte) {
 // the answers.
 func (w *writer) waitForRoom() error {
 	w.mu.Lock()
-	if w.ctrlCount < controlHighWater || w.sealed || w.failed != nil {
+	if w.answers < controlHighWater || w.sealed || w.failed != nil {
 		w.mu.Unlock()
 		return nil
 	}
@@ -203,8 +226,11 @@ func (w *writer) closeFlushedLocked() {
 	}
 }
 
-// submit makes st's pending data (or END_STREAM) eligible for writing. If
-// nobody holds the token, the calling goroutine takes it and writes itself.
+// submit makes st's pending data eligible for writing. If nobody holds the
+// token, the calling goroutine (the stream's Write) takes it and writes
+// itself, unless the stream has a write deadline: a goroutine inside
+// conn.Write cannot return at a deadline, so the writer goroutine writes
+// for it.
 func (w *writer) submit(st *Stream) error {
 	w.mu.Lock()
 	if w.failed != nil {
@@ -221,6 +247,14 @@ func (w *writer) submit(st *Stream) error {
 		w.ready.push(st)
 	}
 	if w.busy {
+		w.mu.Unlock()
+		return nil
+	}
+	st.mu.Lock()
+	self := !st.copyFramesLocked()
+	st.mu.Unlock()
+	if !self {
+		w.kickLocked()
 		w.mu.Unlock()
 		return nil
 	}
@@ -248,11 +282,14 @@ func (w *writer) flush(self *Stream) {
 		w.mu.Unlock()
 
 		err := w.writeBatch()
-		w.completeBatch()
 		if err != nil {
+			// The session ends first, so that a Write woken by its lost
+			// frame finds the stream failed.
 			w.fail(err)
+			w.completeBatch(false)
 			return
 		}
+		w.completeBatch(true)
 		if self != nil && self.writtenOut() {
 			w.mu.Lock()
 			if len(w.ctrl) > 0 || w.ready.len() > 0 {
@@ -273,14 +310,14 @@ func (w *writer) flush(self *Stream) {
 // frame, then DATA frames, one per ready stream in turn. It reports whether
 // there is anything to write.
 func (w *writer) buildLocked() bool {
-	w.bufs, w.batch, w.done, w.hdrs = w.bufs[:0], w.batch[:0], w.done[:0], w.hdrs[:0]
+	w.bufs, w.batch, w.hdrs, w.arena = w.bufs[:0], w.batch[:0], w.hdrs[:0], w.arena[:0]
 	if w.failed != nil {
 		return false
 	}
 	if len(w.ctrl) > 0 {
 		w.ctrl, w.spare = w.spare[:0], w.ctrl
 		w.bufs = append(w.bufs, w.spare)
-		w.ctrlCount = 0
+		w.answers = 0
 		if w.wantRoom {
 			w.wantRoom = false
 			select {
@@ -309,33 +346,27 @@ func (w *writer) buildLocked() bool {
 			continue
 		}
 		n := min(len(st.pending), maxFrame)
-		var flags frame.Flags
-		if n == len(st.pending) && st.endQueued && !st.writing {
-			// SPEC 4.1: END_STREAM after every byte of every Write that
-			// returned before Close.
-			flags = frame.FlagEndStream
-			st.endQueued, st.sentEnd = false, true
-			if st.recvEnd {
-				w.done = append(w.done, st)
-			}
-		} else if n == 0 {
+		if n == 0 {
 			st.mu.Unlock()
 			st.inReady = false
 			continue
 		}
 		data := st.pending[:n]
 		st.pending = st.pending[n:]
-		st.inFlight++
+		copied := st.copyFramesLocked()
+		if copied {
+			data = w.copyOf(data)
+			st.copies++
+		} else {
+			st.inFlight++
+		}
 		more := len(st.pending) > 0
 		st.mu.Unlock()
 
 		start := len(w.hdrs)
-		w.hdrs = frame.AppendFrameHeader(w.hdrs, frame.FrameHeader{Length: uint32(n), Type: frame.FrameData, Flags: flags, StreamID: st.id})
-		w.bufs = append(w.bufs, w.hdrs[start:])
-		if n > 0 {
-			w.bufs = append(w.bufs, data)
-		}
-		w.batch = append(w.batch, st)
+		w.hdrs = frame.AppendFrameHeader(w.hdrs, frame.FrameHeader{Length: uint32(n), Type: frame.FrameData, StreamID: st.id})
+		w.bufs = append(w.bufs, w.hdrs[start:], data)
+		w.batch = append(w.batch, batchFrame{st, copied})
 		octets += n
 		if more {
 			w.ready.push(st)
@@ -370,21 +401,29 @@ func (w *writer) writeBatch() error {
 	return err
 }
 
-// completeBatch tells the streams of the batch their frames are out.
-func (w *writer) completeBatch() {
+// copyOf copies p into the arena, which lives until the batch is written.
+// A full arena is replaced, not grown: the batch still points into it.
+func (w *writer) copyOf(p []byte) []byte {
+	if cap(w.arena)-len(w.arena) < len(p) {
+		w.arena = make([]byte, 0, max(len(p), maxBatchBytes))
+	}
+	start := len(w.arena)
+	w.arena = append(w.arena, p...)
+	return w.arena[start:]
+}
+
+// completeBatch tells the streams of the batch whether their frames are
+// out (ok) or were lost with the connection.
+func (w *writer) completeBatch(ok bool) {
 	if cap(w.spare) > 64<<10 {
 		w.spare = nil // do not keep a buffer grown by one burst of control frames
 	}
-	if len(w.batch) > 0 {
+	if len(w.batch) > 0 && ok {
 		w.s.touch()
 	}
-	for i, st := range w.batch {
-		st.frameWritten()
-		w.batch[i] = nil
-	}
-	for i, st := range w.done {
-		w.s.forget(st)
-		w.done[i] = nil
+	for i, f := range w.batch {
+		f.st.frameWritten(f.copied, ok)
+		w.batch[i] = batchFrame{}
 	}
 	clear(w.bufs[:cap(w.bufs)])
 }
