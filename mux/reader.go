@@ -42,7 +42,6 @@ func (s *Session) readLoop() {
 	}
 }
 
-
 // frameHandlers dispatches every frame type but DATA, which readFrames
 // handles itself to read payloads straight into stream buffers.
 var frameHandlers = [...]func(*Session, *frame.Frame) error{

@@ -300,4 +300,3 @@ func TestASessionThatRejectsABadPrefaceSendsItsOwnFirst(t *testing.T) {
 		s.Close()
 	}
 }
-

@@ -60,15 +60,15 @@ type writer struct {
 	canWritev    bool
 	peerMaxFrame atomic.Uint32 // the peer's MAX_FRAME_SIZE
 
-	mu        sync.Mutex // guards the fields below, up to the blank line
-	ctrl      []byte     // encoded control frames waiting, in order
-	answers   int        // frames in ctrl that answer the peer (queueAnswer)
-	ready     streamQueue
-	busy      bool  // someone holds the write token
-	wantRoom  bool  // the reader waits in waitForRoom
-	sealed    bool  // the session ended: nothing new is queued
-	failed    error // the connection failed: nothing more is written
-	flushedC  bool  // flushed is closed
+	mu       sync.Mutex // guards the fields below, up to the blank line
+	ctrl     []byte     // encoded control frames waiting, in order
+	answers  int        // frames in ctrl that answer the peer (queueAnswer)
+	ready    streamQueue
+	busy     bool  // someone holds the write token
+	wantRoom bool  // the reader waits in waitForRoom
+	sealed   bool  // the session ended: nothing new is queued
+	failed   error // the connection failed: nothing more is written
+	flushedC bool  // flushed is closed
 
 	wake     chan struct{} // passes the write token to the writer goroutine
 	flushed  chan struct{} // closed once everything queued before seal went out, or writing failed
