@@ -209,6 +209,7 @@ func TestHeaderBlockRoundTrip(t *testing.T) {
 		{"names that become equal are merged in name order", http.Header{"foo": {"2"}, "Foo": {"1"}, "FOO": {"0"}}, http.Header{"Foo": {"0", "1", "2"}}},
 		{"spaces and tabs inside values are kept", http.Header{"V": {" a\tb "}}, http.Header{"V": {" a\tb "}}},
 		{"non-ASCII values are carried", http.Header{"V": {"h\u00e9llo"}}, http.Header{"V": {"h\u00e9llo"}}},
+		{"a backquote is a token character (RFC 9110 tchar)", http.Header{"x-`odd`": {"1"}}, http.Header{"X-`odd`": {"1"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

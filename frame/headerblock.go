@@ -31,7 +31,7 @@ var tokenChar = func() (t [256]bool) {
 	for c := 'a'; c <= 'z'; c++ {
 		t[c], t[c-'a'+'A'] = true, true
 	}
-	for _, c := range "!#$%&'*+-.^_|~" {
+	for _, c := range "!#$%&'*+-.^_`|~" { // RFC 9110 tchar
 		t[c] = true
 	}
 	return t

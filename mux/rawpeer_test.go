@@ -6,7 +6,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/httpstream-go/httpstream"
@@ -291,4 +294,61 @@ func TestPeerThatDoesNotSpeakTheProtocolFailsAtOnce(t *testing.T) {
 		t.Fatalf("got %v, want ErrBadPreface and ErrSessionClosed", err)
 	}
 	b.Close()
+}
+
+// Unknown frames have no effect on timers (SPEC 3.4): a peer that sends only
+// those, and never answers a PING, is timed out by the keepalive.
+func TestAPeerThatSendsOnlyUnknownFramesIsTimedOutByTheKeepalive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := net.Pipe()
+		s, err := Server(a, nil, &Config{KeepAliveInterval: time.Second, KeepAliveTimeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		defer b.Close()
+		// Answer PINGs (the session's round-trip probes) for the first
+		// half second, then none.
+		var answering atomic.Bool
+		answering.Store(true)
+		go func() {
+			fr := frame.NewReader(b, frame.Limits{MaxFrameSize: frame.MaxLength, MaxHeaderBytes: frame.MaxLength})
+			if fr.ReadPreface() != nil {
+				return
+			}
+			for {
+				f, err := fr.ReadFrame()
+				if err != nil {
+					return
+				}
+				if f.Type == frame.FramePing && !f.Flags.Has(frame.FlagAck) && answering.Load() {
+					go b.Write(frame.AppendPing(nil, frame.FlagAck, f.PingData))
+				}
+			}
+		}()
+		b.Write(frame.AppendSettings([]byte(frame.Preface)))
+		time.AfterFunc(500*time.Millisecond, func() { answering.Store(false) })
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(100 * time.Millisecond):
+					if _, err := b.Write(header(0x42, 0, 0, []byte("chatter"))); err != nil {
+						return
+					}
+				}
+			}
+		}()
+		select {
+		case <-s.CloseChan():
+		case <-time.After(time.Minute):
+			t.Fatal("the session is still open after a minute of unknown frames and no PING answered")
+		}
+		if err := s.closedErr(); !strings.Contains(err.Error(), "keepalive") {
+			t.Fatalf("the session ended with %v, want the keepalive timeout", err)
+		}
+	})
 }

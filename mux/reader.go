@@ -70,10 +70,13 @@ func (s *Session) readFrames() error {
 			// read until the peer closes too (see finishClose).
 			continue
 		}
-		s.framesRead.Add(1)
 		if !h.Type.Known() {
-			continue // SPEC 3.4: ignored; the next header read skips the payload
+			// SPEC 3.4: ignored, the keepalive included (a peer that sends
+			// only these still gets PINGs it must answer); the next header
+			// read skips the payload.
+			continue
 		}
+		s.framesRead.Add(1)
 		// SPEC 2.3: SETTINGS first, and only once.
 		if !settings && h.Type != frame.FrameSettings {
 			return sessionErrorf(frame.CodeProtocolError, "the first frame is %v; it must be SETTINGS", h.Type)
