@@ -13,10 +13,13 @@
 // Writes go out without copying: Stream.Write hands its slice to the writer
 // and returns once the bytes are on the wire. When the connection is free, the
 // writing goroutine writes its frames itself instead of waking the writer,
-// and several queued frames go out in one writev. Control frames (ping
-// answers, window updates, accepts, resets) go ahead of data, and data of
-// different streams is interleaved frame by frame, so a bulk stream cannot
-// starve an interactive one.
+// and several queued frames go out in one writev. The one exception is a
+// stream with a write deadline: its frames are copied and left to the
+// writer goroutine, because a goroutine inside conn.Write cannot return at a
+// deadline. Control frames (ping answers, window updates, accepts, resets,
+// and END_STREAM, so that a half-close keeps its order with the opens after
+// it) go ahead of data, and data of different streams is interleaved frame
+// by frame, so a bulk stream cannot starve an interactive one.
 //
 // Every stream has its own receive window, credited as the application
 // reads, so a stream whose reader stops never stalls another (no head-of-line

@@ -221,7 +221,17 @@ func (st *Stream) creditAndUnlock(n int) error {
 // connection's buffers): the writer takes it from p without copying. It
 // blocks while the peer's window is closed, until the peer reads or the write
 // deadline passes; then it returns how much was written and
-// os.ErrDeadlineExceeded. Concurrent Writes do not interleave.
+// os.ErrDeadlineExceeded. Concurrent Writes do not interleave. The count
+// never includes octets the connection failed to take: when it fails, Write
+// returns an error matching ErrSessionClosed.
+//
+// A stream with a write deadline set before the Write has its frames copied
+// as the session takes them, and written by the session's writer goroutine,
+// so that the deadline holds even while the connection itself is stuck (a
+// peer that stopped reading): the Write then returns at the deadline,
+// counting what the session took, which still goes out in order. Without a
+// deadline, a Write may write its frames on its own goroutine, straight from
+// p, and returns only once the connection took them.
 func (st *Stream) Write(p []byte) (int, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
