@@ -107,6 +107,23 @@ func TestCloseReturnsWhileTheConnectionHoldsItsWrites(t *testing.T) {
 	}
 }
 
+// clientOfServer starts a client session on a and a server session on b that
+// runs handler with serverCfg, closes both when the test ends, and returns
+// the client.
+func clientOfServer(t *testing.T, a, b net.Conn, handler httpstream.NewStreamHandler, serverCfg *Config) *Session {
+	t.Helper()
+	srv, err := Server(b, handler, serverCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := Client(a, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close(); srv.Close() })
+	return cli
+}
+
 // failingConn fails every Write once fail is set.
 type failingConn struct {
 	net.Conn
@@ -128,16 +145,8 @@ func TestAWriteThatTheConnectionFailedReportsNoOctetsWritten(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			a, b := tcpPair(t)
-			srv, err := Server(b, func(httpstream.Stream, <-chan struct{}) error { return nil }, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
 			conn := &failingConn{Conn: a}
-			cli, err := Client(conn, nil, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { cli.Close(); srv.Close() })
+			cli := clientOfServer(t, conn, b, func(httpstream.Stream, <-chan struct{}) error { return nil }, nil)
 			st, err := cli.OpenStream(t.Context(), nil)
 			if err != nil {
 				t.Fatal(err)
@@ -199,18 +208,10 @@ func TestSessionCloseSendsTheEndOfAStreamClosedBeforeIt(t *testing.T) {
 // is never refused for it.
 func TestAStreamClosedByBothSidesFreesItsPlaceBeforeTheNextOpen(t *testing.T) {
 	a, b := tcpPair(t)
-	srv, err := Server(b, func(s httpstream.Stream, _ <-chan struct{}) error {
+	cli := clientOfServer(t, a, b, func(s httpstream.Stream, _ <-chan struct{}) error {
 		go func() { io.Copy(s, s); s.Close() }()
 		return nil
 	}, &Config{MaxConcurrentStreams: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cli, err := Client(a, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close(); srv.Close() })
 	for i := range 300 {
 		st, err := cli.OpenStream(t.Context(), nil)
 		if err != nil {
@@ -227,18 +228,10 @@ func TestAStreamClosedByBothSidesFreesItsPlaceBeforeTheNextOpen(t *testing.T) {
 
 func TestARefusalReasonIsQuotedInTheError(t *testing.T) {
 	a, b := tcpPair(t)
-	srv, err := Server(b, func(httpstream.Stream, <-chan struct{}) error {
+	cli := clientOfServer(t, a, b, func(httpstream.Stream, <-chan struct{}) error {
 		return errors.New("no\x1b[2J\r\nfake: all is well")
 	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cli, err := Client(a, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close(); srv.Close() })
-	_, err = cli.OpenStream(t.Context(), nil)
+	_, err := cli.OpenStream(t.Context(), nil)
 	if !errors.Is(err, ErrStreamRefused) {
 		t.Fatalf("OpenStream: %v, want a refusal", err)
 	}
