@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 )
 
 // Dial connects to the server req.URL names, directly or through the proxy
@@ -58,7 +60,7 @@ func (rt *RoundTripper) dial(req *http.Request) (net.Conn, error) {
 		// whole TLS setup, which net/http would use for this request too.
 		conn, err := rt.dialTLSContext(ctx, "tcp", target)
 		if err != nil {
-			return nil, explain(ctx, "connecting to "+target+" with TLS", err)
+			return nil, explain(ctx, "connecting to "+target+" with TLS", &wireError{err: err})
 		}
 		if tc, ok := conn.(interface{ ConnectionState() tls.ConnectionState }); ok {
 			if p := tc.ConnectionState().NegotiatedProtocol; p != "" && p != "http/1.1" {
@@ -107,11 +109,18 @@ func (rt *RoundTripper) dialTCP(ctx context.Context, addr string) (net.Conn, err
 }
 
 // handshakeTLS runs a TLS client handshake over conn for serverName, with
-// the RoundTripper's TLS configuration.
+// the RoundTripper's TLS configuration, bounded by ctx and by the
+// UpgradeTransport's TLSHandshakeTimeout, if any, as net/http bounds it.
 func (rt *RoundTripper) handshakeTLS(ctx context.Context, conn net.Conn, serverName string) (net.Conn, error) {
+	ctx, cancel := withStepTimeout(ctx, rt.tlsHandshakeTimeout,
+		"the TLS handshake with "+serverName, "the UpgradeTransport's TLSHandshakeTimeout")
+	defer cancel()
 	tlsConn := tls.Client(conn, rt.tlsConfigFor(serverName))
 	if err := tlsConn.HandshakeContext(ctx); err != nil {
-		return nil, explain(ctx, "TLS handshake with "+serverName, err)
+		// The error may quote the peer's certificate: crypto/x509 lists
+		// the names it is valid for, which may hold any ASCII, ESC
+		// included.
+		return nil, explain(ctx, "TLS handshake with "+serverName, &wireError{err: err})
 	}
 	return tlsConn, nil
 }
@@ -145,7 +154,26 @@ func checkURL(u *url.URL) error {
 	if u.Hostname() == "" {
 		return fmt.Errorf("the URL %s has no host: name the server to upgrade with", u.Redacted())
 	}
+	// url.Parse rejects a bad port, but a URL built field by field is not
+	// parsed, and its Port() would hide the bad one: hostPort would then
+	// dial the scheme's default port instead.
+	if port, ok := explicitPort(u.Host); ok && port != "" {
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			return fmt.Errorf("the URL %s has port %q: use a number from 1 to 65535, or none for the scheme's default", u.Redacted(), port)
+		}
+	}
 	return nil
+}
+
+// explicitPort returns what follows the host's last colon outside
+// brackets, the port as written ("" for "host:", which means the default,
+// as in url.Parse), and whether there is a colon at all.
+func explicitPort(host string) (string, bool) {
+	i := strings.LastIndexByte(host, ':')
+	if i < 0 || strings.LastIndexByte(host, ']') > i {
+		return "", false
+	}
+	return host[i+1:], true
 }
 
 // defaultPorts are the ports implied by URL schemes, for servers and

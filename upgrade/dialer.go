@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/httpstream-go/httpstream"
+	"github.com/httpstream-go/httpstream/internal/safetext"
 )
 
 // dialer is the httpstream.Dialer NewDialer returns.
@@ -40,7 +42,7 @@ func (d *dialer) Dial(protocols ...string) (httpstream.Connection, string, error
 	if d.url == nil {
 		return nil, "", errors.New("upgrade: NewDialer was given a nil URL: pass the server's http or https URL")
 	}
-	req, err := http.NewRequest(d.method, d.url.String(), nil)
+	req, err := newRequest(d.method, d.url)
 	if err != nil {
 		return nil, "", fmt.Errorf("upgrade: building the %s request to %s: %w", d.method, d.url.Redacted(), err)
 	}
@@ -62,9 +64,29 @@ func (d *dialer) Dial(protocols ...string) (httpstream.Connection, string, error
 	conn, err := d.rt.NewConnection(resp)
 	if err != nil {
 		if accepted := resp.Header.Values(httpstream.HeaderAcceptedProtocolVersions); resp.StatusCode == http.StatusForbidden && len(accepted) > 0 {
-			return nil, "", fmt.Errorf("the server accepts none of the stream protocols offered %q; it accepts %q: %w", protocols, accepted, err)
+			// The list is the server's text, so it is made safe to print.
+			return nil, "", fmt.Errorf("the server accepts none of the stream protocols offered %q; it accepts [%s]: %w",
+				protocols, safetext.Sanitize(strings.Join(accepted, ", "), maxStatusBytes), err)
 		}
 		return nil, "", err
 	}
 	return conn, resp.Header.Get(httpstream.HeaderProtocolVersion), nil
+}
+
+// newRequest builds the request for method and a copy of u. Going through
+// u.String() and back, as http.NewRequest would, is avoided: a URL that
+// does not survive the round trip (one built field by field, with a bad
+// port, say) would fail with a *url.Error quoting the whole URL, password
+// included. The copy is checked by RoundTrip, whose errors redact it.
+func newRequest(method string, u *url.URL) (*http.Request, error) {
+	// A request to "/" validates the method as http.NewRequest does, then
+	// gets the real URL.
+	req, err := http.NewRequest(method, "/", nil)
+	if err != nil {
+		return nil, err
+	}
+	copied := *u // the request may be modified on the way; the caller's URL is not
+	req.URL = &copied
+	req.Host = strings.TrimSuffix(copied.Host, ":") // "host:" means the default port, as in http.NewRequest
+	return req, nil
 }

@@ -21,6 +21,16 @@
 // the side that answered is the mux server; either may open streams. The
 // request's context bounds everything up to the 101 and nothing after it.
 //
+// Either peer may be hostile. Before the upgrade, the client bounds what a
+// server or proxy can make it hold or wait for: response headers
+// (RoundTripperConfig.MaxResponseHeaderBytes), a refusal's body (16 KiB),
+// a proxy's handshake (RoundTripperConfig.ProxyConnectTimeout); and any
+// text of theirs that an error shows (a status line, a message, a
+// certificate's names) is cut and has its control characters and
+// bidirectional overrides escaped, so printing the error cannot drive a
+// terminal. On the server, the http.Server's ReadHeaderTimeout is what
+// bounds a client until UpgradeResponse takes the connection over.
+//
 // The package reads the environment in one place only: a RoundTripper
 // without a Proxier takes its proxy settings from HTTP_PROXY, HTTPS_PROXY
 // and NO_PROXY, as net/http does.

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"time"
 
 	"github.com/httpstream-go/httpstream"
 	"github.com/httpstream-go/httpstream/upgrade"
@@ -123,4 +125,43 @@ func Example_refused() {
 
 	// Output:
 	// refused: true 403
+}
+
+// A server that upgrades, set up for clients it cannot trust. Until
+// UpgradeResponse takes the connection over, it belongs to the
+// http.Server, and only the server's ReadHeaderTimeout stops a client that
+// sends its request headers a byte at a time, or never finishes them:
+// http.Server sets none by default. UpgradeResponse clears the deadline
+// when it takes the connection, so the timeout never cuts a session short.
+func Example_server() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	srv := &http.Server{
+		Handler:           http.HandlerFunc(execHandler),
+		ReadHeaderTimeout: 10 * time.Second, // bounds the request's headers, before the upgrade
+		MaxHeaderBytes:    64 << 10,         // and their size
+	}
+	// Serve returns when Close closes the listener.
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+
+	rt, err := upgrade.NewRoundTripper(nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	u, _ := url.Parse("http://" + ln.Addr().String() + "/exec")
+	conn, protocol, err := upgrade.NewDialer(rt, nil, http.MethodPost, u).Dial("v5.channel.k8s.io")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer conn.Close()
+	fmt.Println("protocol:", protocol)
+
+	// Output:
+	// protocol: v5.channel.k8s.io
 }

@@ -39,6 +39,20 @@ func TestUpgradesLeaveNoGoroutinesBehind(t *testing.T) {
 			t.Error("an upgrade to a server that refuses succeeded")
 		}
 
+		// Hostile servers and proxies: header floods, a proxy that stalls
+		// past ProxyConnectTimeout.
+		flood := floodServer(t, "HTTP/1.1 101 Switching Protocols\r\n", longLines)
+		stalledProxy, _ := stalledServer(t, readsARequest)
+		for _, cfg := range []RoundTripperConfig{
+			{Proxier: noProxy, MaxResponseHeaderBytes: 64 << 10},
+			{Proxier: proxyAt("http", flood), MaxResponseHeaderBytes: 64 << 10},
+			{Proxier: proxyAt("http", stalledProxy), ProxyConnectTimeout: 20 * time.Millisecond},
+		} {
+			if _, err := dialUpgrade(mustRoundTripper(t, cfg), "http://"+flood+"/exec"); err == nil {
+				t.Error("an upgrade through a hostile server or proxy succeeded")
+			}
+		}
+
 		addr, reached := stalledServer(t, readsARequest)
 		ctx, cancel := context.WithCancel(context.Background())
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr, nil)

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+
+	"github.com/httpstream-go/httpstream/internal/safetext"
 )
 
 // ProxyError reports that a proxy answered but refused to open a tunnel to
@@ -21,7 +23,9 @@ type ProxyError struct {
 	// with; it is 0 for a SOCKS5 proxy.
 	StatusCode int
 	// Reason is what the proxy said: the HTTP status line, or the SOCKS5
-	// failure in words.
+	// failure in words. Text from the proxy is made safe to print first
+	// (control characters and bidirectional overrides escaped, as \x1b or
+	// \u202e) and cut at 256 bytes.
 	Reason string
 }
 
@@ -71,6 +75,8 @@ func (rt *RoundTripper) openTunnel(ctx context.Context, conn net.Conn, proxyURL 
 		// Both schemes send the target's name to the proxy to resolve,
 		// which is what socks5h means; resolving locally would only add a
 		// lookup the proxy, which sits in the target's network, does better.
+		ctx, cancel := rt.proxyHandshakeContext(ctx, "the SOCKS5 proxy's handshake")
+		defer cancel()
 		if err := socks5Connect(ctx, conn, proxyURL.User, target); err != nil {
 			return nil, err
 		}
@@ -82,14 +88,24 @@ func (rt *RoundTripper) openTunnel(ctx context.Context, conn net.Conn, proxyURL 
 		}
 		conn = tlsConn
 	}
-	return connectTunnel(ctx, conn, proxyURL.User, target)
+	return rt.connectTunnel(ctx, conn, proxyURL.User, target)
+}
+
+// proxyHandshakeContext bounds one proxy handshake by ProxyConnectTimeout,
+// on top of ctx.
+func (rt *RoundTripper) proxyHandshakeContext(ctx context.Context, step string) (context.Context, context.CancelFunc) {
+	return withStepTimeout(ctx, rt.proxyConnectTimeout, step, "RoundTripperConfig.ProxyConnectTimeout")
 }
 
 // connectTunnel asks an HTTP proxy, over conn, to open a tunnel to target
 // with CONNECT. CONNECT is used for plain http targets too: a proxy that
 // forwards requests would have to understand the upgrade and hand over the
 // connection, which many do not, while a tunnel always carries it.
-func connectTunnel(ctx context.Context, conn net.Conn, user *url.Userinfo, target string) (net.Conn, error) {
+//
+// The proxy's answer is bounded as the server's is: its headers by
+// maxHeaderBytes, and the whole exchange by ProxyConnectTimeout as well as
+// ctx.
+func (rt *RoundTripper) connectTunnel(ctx context.Context, conn net.Conn, user *url.Userinfo, target string) (net.Conn, error) {
 	req := &http.Request{
 		Method: http.MethodConnect,
 		URL:    &url.URL{Opaque: target},
@@ -99,23 +115,27 @@ func connectTunnel(ctx context.Context, conn net.Conn, user *url.Userinfo, targe
 	if auth := basicProxyAuthorization(user); auth != "" {
 		req.Header.Set("Proxy-Authorization", auth)
 	}
-	br := bufio.NewReader(conn)
+	ctx, cancel := rt.proxyHandshakeContext(ctx, "the proxy's answer to CONNECT")
+	defer cancel()
+	limiter := newHeaderLimiter(conn, rt.maxHeaderBytes)
+	br := bufio.NewReader(limiter)
 	var resp *http.Response
 	err := withContext(ctx, conn, "CONNECT "+target, func() error {
 		if err := req.Write(conn); err != nil {
 			return err
 		}
 		var err error
-		resp, err = http.ReadResponse(br, req)
+		resp, err = readHeader(br, limiter, req, "the proxy", "RoundTripperConfig.MaxResponseHeaderBytes")
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	limiter.lift()
 	// RFC 9110, 9.3.6: any 2xx answer to CONNECT means the tunnel is open.
 	// The body of a 2xx is the tunnel itself, so it is not read or closed.
 	if resp.StatusCode/100 != 2 {
-		reason := resp.Status
+		reason := safetext.Sanitize(resp.Status, maxStatusBytes)
 		if resp.StatusCode == http.StatusProxyAuthRequired {
 			if user == nil {
 				reason += ": the proxy wants credentials: put them in the proxy URL (http://user:password@host:port)"

@@ -8,15 +8,23 @@ import (
 	"strings"
 
 	"github.com/httpstream-go/httpstream"
+	"github.com/httpstream-go/httpstream/internal/safetext"
 )
 
 // ResponseError is the Cause of the *httpstream.UpgradeFailureError that
 // NewConnection returns when the server answered with a status other than
 // 101: the status, and what the server said about it.
+//
+// Status and Message are the server's text, made safe to print: control
+// characters other than newline and tab, invalid UTF-8 and the characters
+// that reorder text on screen are escaped (as \x1b, \xff or \u202e), so
+// that a hostile server cannot drive the terminal of a tool that prints the
+// error.
 type ResponseError struct {
 	// StatusCode is the server's HTTP status, such as 403.
 	StatusCode int
-	// Status is the status line's text, such as "403 Forbidden".
+	// Status is the status line's text, such as "403 Forbidden", cut at
+	// 256 bytes.
 	Status string
 	// Message is the server's explanation: a JSON body's "message" field,
 	// else its "error" field, else the body's text, whitespace trimmed and
@@ -48,25 +56,33 @@ func checkUpgradeResponse(resp *http.Response) error {
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		return &httpstream.UpgradeFailureError{Cause: &ResponseError{
 			StatusCode: resp.StatusCode,
-			Status:     resp.Status,
+			Status:     safetext.Sanitize(resp.Status, maxStatusBytes),
 			Message:    serverMessage(resp.Body),
 		}}
 	}
 	if !headerHasToken(resp.Header, httpstream.HeaderConnection, "upgrade") {
 		return &httpstream.UpgradeFailureError{Cause: fmt.Errorf(
-			"the server answered 101 Switching Protocols without the upgrade token in its Connection header (it has %q): it is not a valid upgrade",
-			resp.Header.Values(httpstream.HeaderConnection))}
+			"the server answered 101 Switching Protocols without the upgrade token in its Connection header (it has [%s]): it is not a valid upgrade",
+			headerText(resp.Header, httpstream.HeaderConnection))}
 	}
 	if !headerHasToken(resp.Header, httpstream.HeaderUpgrade, Protocol) {
 		return &httpstream.UpgradeFailureError{Cause: fmt.Errorf(
-			"the server switched to %q instead of %s: it speaks another protocol or version; use a client and server of matching versions",
-			resp.Header.Values(httpstream.HeaderUpgrade), Protocol)}
+			"the server switched to [%s] instead of %s: it speaks another protocol or version; use a client and server of matching versions",
+			headerText(resp.Header, httpstream.HeaderUpgrade), Protocol)}
 	}
 	return nil
 }
 
+// headerText returns the values of a header the server sent, for an error:
+// joined, made safe to print and cut at maxStatusBytes.
+func headerText(h http.Header, name string) string {
+	return safetext.Sanitize(strings.Join(h.Values(name), ", "), maxStatusBytes)
+}
+
 // serverMessage reads the server's explanation from a refusal's body, up to
-// maxMessageBytes.
+// maxMessageBytes, and makes it safe to print: the text a JSON body holds
+// is checked after decoding, so "\u001b" in a JSON string is caught as
+// well as a raw ESC.
 func serverMessage(body io.Reader) string {
 	if body == nil {
 		return ""
@@ -76,16 +92,20 @@ func serverMessage(body io.Reader) string {
 	if truncated {
 		data = data[:maxMessageBytes]
 	} else if msg := jsonMessage(data); msg != "" {
-		return msg
+		return safetext.Sanitize(msg, maxMessageBytes)
 	}
-	msg := strings.TrimSpace(strings.ToValidUTF8(string(data), "\uFFFD"))
+	msg := strings.TrimSpace(string(data))
 	switch {
 	case truncated:
-		msg += " [truncated]"
+		msg = safetext.Sanitize(msg, maxMessageBytes)
+		if !strings.HasSuffix(msg, safetext.Truncated) { // Sanitize did not cut it again
+			msg += safetext.Truncated
+		}
+		return msg
 	case err != nil && msg == "":
 		msg = "(the response body could not be read: " + err.Error() + ")"
 	}
-	return msg
+	return safetext.Sanitize(msg, maxMessageBytes)
 }
 
 // jsonMessage returns the message a JSON error body carries: the "message"

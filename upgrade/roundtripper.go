@@ -57,6 +57,35 @@ type RoundTripperConfig struct {
 	// engine's defaults.
 	Mux *mux.Config
 
+	// MaxResponseHeaderBytes bounds the header section of the server's
+	// answer (its status line and headers, and those of any informational
+	// 1xx answers before it) and of an http or https proxy's answer to
+	// CONNECT. Each header line counts 200 bytes on top of its length, for
+	// the memory a parsed header takes, so that a flood of tiny lines is
+	// bounded as well as one endless line. A server that sends more fails
+	// the RoundTrip with an error wrapping ErrResponseHeaderTooLarge, after
+	// the client has held at most about one and a half times the limit.
+	// The limit ends with the headers: the body of a refusal is bounded on
+	// its own (see NewConnection), and the octets after a 101 belong to
+	// the session, unlimited.
+	//
+	// Zero: the UpgradeTransport's MaxResponseHeaderBytes if it is an
+	// *http.Transport that sets one, else DefaultMaxResponseHeaderBytes
+	// (1 MiB). Negative values are an error.
+	MaxResponseHeaderBytes int64
+
+	// ProxyConnectTimeout bounds a proxy's handshake once the TCP (and,
+	// for an https proxy, TLS) connection to it is up: the CONNECT request
+	// and the proxy's answer, or the whole SOCKS5 negotiation. A proxy
+	// that takes longer fails the RoundTrip with an error that is a
+	// net.Error with Timeout() true and matches context.DeadlineExceeded.
+	// The request's context bounds the handshake too, whichever ends
+	// first.
+	//
+	// Zero: DefaultProxyConnectTimeout (1 minute, net/http's bound on
+	// CONNECT). Negative: only the request's context bounds it.
+	ProxyConnectTimeout time.Duration
+
 	// NewStreamHandler accepts the streams the server opens on the
 	// connection, as the handler given to a ResponseUpgrader does on the
 	// server. nil: such streams are refused, which suits the usual client
@@ -82,6 +111,11 @@ type RoundTripper struct {
 	muxConfig      *mux.Config                                                          // nil: mux defaults
 	streamHandler  httpstream.NewStreamHandler
 
+	maxHeaderBytes        int64         // RoundTripperConfig.MaxResponseHeaderBytes, resolved
+	proxyConnectTimeout   time.Duration // RoundTripperConfig.ProxyConnectTimeout, resolved; <= 0: none
+	tlsHandshakeTimeout   time.Duration // the UpgradeTransport's TLSHandshakeTimeout; 0: none
+	responseHeaderTimeout time.Duration // the UpgradeTransport's ResponseHeaderTimeout; 0: none
+
 	// upgrades maps each 101 response RoundTrip returned to its
 	// *upgradedBody, until NewConnection takes the connection or the body
 	// is closed. NewConnection normally finds the body in resp.Body; the
@@ -106,14 +140,19 @@ func NewRoundTripperWithProxy(tlsConfig *tls.Config, proxier func(*http.Request)
 
 // NewRoundTripperWithConfig returns a RoundTripper configured by cfg. It
 // fails when UpgradeTransport is combined with TLS or Proxier, or is of a
-// kind whose dialer cannot be found.
+// kind whose dialer cannot be found, and when MaxResponseHeaderBytes is
+// negative.
 func NewRoundTripperWithConfig(cfg RoundTripperConfig) (*RoundTripper, error) {
+	if cfg.MaxResponseHeaderBytes < 0 {
+		return nil, fmt.Errorf("upgrade: RoundTripperConfig.MaxResponseHeaderBytes is %d: set a positive limit, or 0 for the default of %d", cfg.MaxResponseHeaderBytes, DefaultMaxResponseHeaderBytes)
+	}
 	rt := &RoundTripper{
-		tlsConfig:     cfg.TLS,
-		proxier:       cfg.Proxier,
-		dialContext:   (&net.Dialer{}).DialContext,
-		muxConfig:     sessionConfig(cfg.Mux, cfg.PingPeriod),
-		streamHandler: cfg.NewStreamHandler,
+		tlsConfig:           cfg.TLS,
+		proxier:             cfg.Proxier,
+		dialContext:         (&net.Dialer{}).DialContext,
+		muxConfig:           sessionConfig(cfg.Mux, cfg.PingPeriod),
+		streamHandler:       cfg.NewStreamHandler,
+		proxyConnectTimeout: cfg.ProxyConnectTimeout,
 	}
 	if cfg.UpgradeTransport != nil {
 		if cfg.TLS != nil || cfg.Proxier != nil {
@@ -122,15 +161,26 @@ func NewRoundTripperWithConfig(cfg RoundTripperConfig) (*RoundTripper, error) {
 		if err := rt.useTransport(cfg.UpgradeTransport); err != nil {
 			return nil, err
 		}
-		return rt, nil
-	}
-	if rt.proxier == nil {
+	} else if rt.proxier == nil {
 		rt.proxier = http.ProxyFromEnvironment
+	}
+	// The config's own values win over what the transport brought.
+	if cfg.MaxResponseHeaderBytes > 0 {
+		rt.maxHeaderBytes = cfg.MaxResponseHeaderBytes
+	}
+	if rt.maxHeaderBytes <= 0 {
+		rt.maxHeaderBytes = DefaultMaxResponseHeaderBytes
+	}
+	if rt.proxyConnectTimeout == 0 {
+		rt.proxyConnectTimeout = DefaultProxyConnectTimeout
 	}
 	return rt, nil
 }
 
-// useTransport takes the dialing setup from an UpgradeTransport.
+// useTransport takes the dialing setup from an UpgradeTransport, with the
+// limits that come with it: an *http.Transport's TLSHandshakeTimeout,
+// ResponseHeaderTimeout and MaxResponseHeaderBytes mean here what they mean
+// to net/http, so a transport tuned for a cluster keeps its bounds.
 func (rt *RoundTripper) useTransport(transport http.RoundTripper) error {
 	switch t := transport.(type) {
 	case *http.Transport:
@@ -140,12 +190,21 @@ func (rt *RoundTripper) useTransport(transport http.RoundTripper) error {
 		if t.DialContext != nil {
 			rt.dialContext = t.DialContext
 		}
+		rt.tlsHandshakeTimeout = t.TLSHandshakeTimeout
+		rt.responseHeaderTimeout = t.ResponseHeaderTimeout
+		rt.maxHeaderBytes = t.MaxResponseHeaderBytes
 		return nil
 	case *RoundTripper:
 		rt.tlsConfig = t.tlsConfig
 		rt.proxier = t.proxier
 		rt.dialContext = t.dialContext
 		rt.dialTLSContext = t.dialTLSContext
+		rt.tlsHandshakeTimeout = t.tlsHandshakeTimeout
+		rt.responseHeaderTimeout = t.responseHeaderTimeout
+		rt.maxHeaderBytes = t.maxHeaderBytes
+		if rt.proxyConnectTimeout == 0 {
+			rt.proxyConnectTimeout = t.proxyConnectTimeout
+		}
 		return nil
 	case interface{ WrappedRoundTripper() http.RoundTripper }:
 		if inner := t.WrappedRoundTripper(); inner != nil {
@@ -237,14 +296,23 @@ const maxInformational = 5
 
 // readResponse reads the response to req from conn and sets its Body: an
 // upgradedBody holding the connection for a 101, a closingBody otherwise.
+// The header read is bounded in size (maxHeaderBytes) and, when the
+// UpgradeTransport set one, in time (responseHeaderTimeout); the body and
+// the session after a 101 are not.
 func (rt *RoundTripper) readResponse(conn net.Conn, req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
-	br := bufio.NewReader(conn)
+	headerCtx, cancel := withStepTimeout(ctx, rt.responseHeaderTimeout,
+		"the server's response headers", "the UpgradeTransport's ResponseHeaderTimeout")
+	defer cancel()
+	// The limiter feeds the one bufio.Reader that both the header parser
+	// and what follows read from, so nothing read ahead is lost.
+	limiter := newHeaderLimiter(conn, rt.maxHeaderBytes)
+	br := bufio.NewReader(limiter)
 	var resp *http.Response
-	err := withContext(ctx, conn, "waiting for the upgrade response from "+req.URL.Host, func() error {
+	err := withContext(headerCtx, conn, "waiting for the upgrade response from "+req.URL.Host, func() error {
 		for range maxInformational + 1 {
 			var err error
-			resp, err = http.ReadResponse(br, req)
+			resp, err = readHeader(br, limiter, req, "the server", "RoundTripperConfig.MaxResponseHeaderBytes")
 			if err != nil {
 				return err
 			}
@@ -259,6 +327,7 @@ func (rt *RoundTripper) readResponse(conn net.Conn, req *http.Request) (*http.Re
 	if err != nil {
 		return nil, err
 	}
+	limiter.lift()
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		resp.Body = &closingBody{body: resp.Body, conn: conn, guard: watchContext(ctx, conn)}
 		return resp, nil

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"net/http"
+	"net/textproto"
 	"time"
 
 	"github.com/httpstream-go/httpstream"
@@ -58,6 +59,15 @@ func NewResponseUpgraderWithConfig(cfg *mux.Config) httpstream.ResponseUpgrader 
 // server: the handler may return at once, and the connection lives until
 // it is closed. Any octets the client sent behind its request (a client may
 // send its first frames without waiting for the 101) are kept.
+//
+// Until the handler runs, the connection is the http.Server's: a client
+// that sends its request headers slowly, or never finishes them, is bounded
+// only by the server's ReadHeaderTimeout (or ReadTimeout), which
+// http.Server leaves unset. Set ReadHeaderTimeout on every server that
+// upgrades (the package example shows one). UpgradeResponse clears the
+// connection's deadlines when it takes the connection over, so those
+// timeouts never cut a session short; after the 101, the session's
+// keepalive and idle timeout watch the client.
 func (u *responseUpgrader) UpgradeResponse(w http.ResponseWriter, req *http.Request, newStreamHandler httpstream.NewStreamHandler) httpstream.Connection {
 	if !httpstream.IsUpgradeRequest(req) {
 		http.Error(w, fmt.Sprintf("unable to upgrade: the Connection header must carry the %q token, it has %q: send \"Connection: Upgrade\" with \"Upgrade: %s\"",
@@ -101,7 +111,8 @@ func (u *responseUpgrader) UpgradeResponse(w http.ResponseWriter, req *http.Requ
 
 // skipOn101 lists the headers set on the ResponseWriter that the 101 must
 // not repeat: the two it sets itself, and framing headers that mean nothing
-// once the connection stops speaking HTTP.
+// once the connection stops speaking HTTP. Keys are canonical; headersFor101
+// compares any key in its canonical form.
 var skipOn101 = map[string]bool{
 	"Connection":        true,
 	"Upgrade":           true,
@@ -110,13 +121,30 @@ var skipOn101 = map[string]bool{
 	"Keep-Alive":        true,
 }
 
+// headersFor101 returns the headers of h that the 101 carries. A handler may
+// have written a key in any case straight into the map
+// (w.Header()["connection"] = ...), which http.Header's own exclusion, an
+// exact-key lookup, would let through: a second Connection line that
+// contradicts the upgrade. So every key is compared in canonical form.
+func headersFor101(h http.Header) http.Header {
+	kept := make(http.Header, len(h))
+	for key, values := range h {
+		if !skipOn101[textproto.CanonicalMIMEHeaderKey(key)] {
+			kept[key] = values
+		}
+	}
+	return kept
+}
+
 // writeSwitchingProtocols writes the 101 response and flushes it. It is
 // written by hand, after the hijack, rather than with WriteHeader: what
 // net/http does with a 101 passed to WriteHeader has changed between
 // releases and differs between ResponseWriter implementations.
+// Header.Write drops invalid names and turns CR and LF in values into
+// spaces, so no header can split the response.
 func writeSwitchingProtocols(bw *bufio.Writer, h http.Header) error {
 	_, _ = fmt.Fprintf(bw, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n", Protocol)
-	if err := h.WriteSubset(bw, skipOn101); err != nil {
+	if err := headersFor101(h).Write(bw); err != nil {
 		return err
 	}
 	_, _ = bw.WriteString("\r\n")
