@@ -1,6 +1,12 @@
 package mux
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"runtime/debug"
+
 	"github.com/httpstream-go/httpstream/frame"
 )
 
@@ -33,7 +39,7 @@ func (s *Session) acceptLoop() {
 			continue
 		}
 		replySent := make(chan struct{})
-		err := s.handler(st, replySent)
+		err := s.runHandler(st, replySent)
 		s.inHandler.Store(false)
 		if err != nil {
 			st.mu.Lock()
@@ -44,6 +50,7 @@ func (s *Session) acceptLoop() {
 			st.mu.Unlock()
 			if !reset { // SPEC 6.2: nothing more is sent on a reset stream
 				s.w.queueControl(frame.AppendRefuse(nil, st.id, frame.CodeRefused, err.Error()))
+				s.counters.refusalsSent.Add(1)
 			}
 			s.forget(st)
 			continue
@@ -52,6 +59,91 @@ func (s *Session) acceptLoop() {
 		close(replySent)
 	}
 }
+
+// runHandler runs the handler for st. A handler that panics does not take
+// the process down, as with net/http's handlers: the panic is logged (at
+// error level, with the stack) and the stream refused, and the session
+// carries on.
+func (s *Session) runHandler(st *Stream, replySent <-chan struct{}) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("httpstream: NewStreamHandler panicked; the stream is refused", "stream", st.id, "panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("the handler failed (panic: %v)", p)
+		}
+	}()
+	return s.handler(st, replySent)
+}
+
+// Accept waits for the next stream the peer opens, accepts it (sends
+// ACCEPT) and returns it, for a session whose Config.AcceptStreams is set.
+// Streams come in the order they were opened; concurrent Accepts each get
+// their own. It fails when ctx ends, or with an error matching
+// ErrSessionClosed once the session has ended, and at once on a session
+// that runs a handler (or refuses streams) instead.
+func (s *Session) Accept(ctx context.Context) (*Stream, error) {
+	if !s.cfg.AcceptStreams {
+		return nil, errNotAccepting
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	for {
+		if st := s.nextToAccept(); st != nil {
+			s.wakeAcceptLocked() // another Accept may take the next one
+			st.accept()
+			st.mu.Lock()
+			ok := st.accepted
+			st.mu.Unlock()
+			if ok { // not reset while it waited
+				return st, nil
+			}
+			continue
+		}
+		select {
+		case <-s.acceptReady:
+		case <-s.closed:
+			return nil, s.closedErr()
+		case <-ctx.Done():
+			return nil, fmt.Errorf("httpstream: Accept: %w", ctx.Err())
+		}
+	}
+}
+
+var errNotAccepting = errors.New("httpstream: Accept needs Config.AcceptStreams (with a nil NewStreamHandler); this session gives streams to its handler, or refuses them")
+
+// wakeAcceptLocked tells one waiting Accept (or the accept loop) that a
+// stream may be waiting. The channel holds one wake-up, which is enough:
+// whoever wakes takes every stream there is, one at a time, waking the
+// next.
+func (s *Session) wakeAcceptLocked() {
+	select {
+	case s.acceptReady <- struct{}{}:
+	default:
+	}
+}
+
+// Listener returns a net.Listener whose Accept returns the streams the
+// peer opens, for code written against listeners (an http.Server serving
+// streams, say). It needs Config.AcceptStreams, as Session.Accept does.
+// Closing the Listener closes the session.
+func (s *Session) Listener() net.Listener { return sessionListener{s} }
+
+type sessionListener struct{ s *Session }
+
+// Accept waits for the next stream, as Session.Accept with no deadline.
+func (l sessionListener) Accept() (net.Conn, error) {
+	st, err := l.s.Accept(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// Close closes the session.
+func (l sessionListener) Close() error { return l.s.Close() }
+
+// Addr returns the session connection's local address.
+func (l sessionListener) Addr() net.Addr { return l.s.LocalAddr() }
 
 // enqueueAcceptLocked queues a stream the peer opened for the handler.
 // Streams reset while they wait stay in the queue, dead, but no longer
@@ -72,10 +164,7 @@ func (s *Session) enqueueAcceptLocked(st *Stream) {
 	st.queued = true
 	s.acceptQueue = append(s.acceptQueue, st)
 	s.acceptWaiting++
-	select {
-	case s.acceptReady <- struct{}{}:
-	default:
-	}
+	s.wakeAcceptLocked()
 }
 
 // nextToAccept takes the oldest stream still waiting for the handler, or
@@ -128,6 +217,7 @@ func (st *Stream) accept() {
 		return
 	}
 	st.accepted = true
+	st.sess.counters.accepted.Add(1)
 	endNow := st.endQueued && !st.writing
 	st.cond.Broadcast()
 	st.mu.Unlock()

@@ -102,8 +102,17 @@ type Config struct {
 	// megabytes of another's. Default 128 KiB; negative: leave the socket
 	// as it is.
 	UnsentLimit int
-	// Logger receives debug records about session ends and protocol errors.
-	// nil: silent.
+	// AcceptStreams makes the streams the peer opens wait, in open order
+	// and within AcceptBacklog, for Session.Accept (or its Listener)
+	// instead of going to a NewStreamHandler, which must then be nil. A
+	// stream is accepted (ACCEPT sent) when Accept returns it; one nobody
+	// accepts in time fails at the peer with its StreamOpenTimeout.
+	// Default false: a nil handler refuses every stream.
+	AcceptStreams bool
+	// Logger receives debug records about session ends and protocol
+	// errors, an error record (with the stack) when a NewStreamHandler
+	// panics, and, at LevelTrace, every frame sent and received. nil:
+	// silent.
 	Logger *slog.Logger
 }
 

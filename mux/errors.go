@@ -138,6 +138,9 @@ type openTimeoutError struct {
 }
 
 func (e *openTimeoutError) Error() string {
+	if e.streamID == 0 { // nothing was sent: SPEC 2.3, no OPEN before the peer's SETTINGS
+		return fmt.Sprintf("httpstream: no stream was opened: the peer's SETTINGS did not arrive within %v: %v", e.waited.Round(time.Millisecond), e.cause)
+	}
 	return fmt.Sprintf("httpstream: stream %d was not accepted by the peer within %v: %v", e.streamID, e.waited.Round(time.Millisecond), e.cause)
 }
 func (e *openTimeoutError) Unwrap() error   { return e.cause }

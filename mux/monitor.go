@@ -25,7 +25,7 @@ func (s *Session) monitor() {
 		// read, and a deadline for its answer.
 		if interval > 0 {
 			if !now.Before(nextPing) {
-				frames := s.framesRead.Load()
+				frames := s.counters.framesReceived.Load()
 				s.mu.Lock()
 				if frames == lastFrames && s.keepalivePing == nil && s.err == nil {
 					s.keepalivePing = s.sendPingLocked(nil)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
@@ -76,7 +77,7 @@ func (s *Session) readFrames() error {
 			// read skips the payload.
 			continue
 		}
-		s.framesRead.Add(1)
+		s.counters.framesReceived.Add(1)
 		// SPEC 2.3: SETTINGS first, and only once.
 		if !settings && h.Type != frame.FrameSettings {
 			return sessionErrorf(frame.CodeProtocolError, "the first frame is %v; it must be SETTINGS", h.Type)
@@ -90,6 +91,9 @@ func (s *Session) readFrames() error {
 		} else {
 			var f *frame.Frame
 			f, err = s.fr.ReadPayload()
+			if s.trace && f != nil {
+				s.traceFrame("received", frame.AppendFrameHeader(nil, f.FrameHeader), frameAttrs(f)...)
+			}
 			var streamErr *frame.StreamError
 			if errors.As(err, &streamErr) {
 				err = s.handleOpenError(f, streamErr)
@@ -152,6 +156,11 @@ func (s *Session) handleData(h frame.FrameHeader) error {
 		return sessionErrorf(frame.CodeFlowControlError, "DATA of %d octets on stream %d, whose window has %d left", h.Length, h.StreamID, avail)
 	}
 	st.recv.avail -= h.Length
+	if s.trace {
+		s.traceFrame("received", frame.AppendFrameHeader(nil, h), slog.Int64("window", int64(st.recv.avail)))
+	}
+	st.counters.framesReceived++
+	st.counters.dataReceived += uint64(n)
 	var direct []byte
 	var segs [][]byte
 	st.lastDirect = false
@@ -199,6 +208,7 @@ func (s *Session) handleData(h frame.FrameHeader) error {
 	if err != nil {
 		return err
 	}
+	s.counters.dataReceived.Add(uint64(n))
 	if start > 0 {
 		var b [frame.HeaderSize + 4]byte
 		s.w.queueAnswer(frame.AppendWindowUpdate(b[:0], st.id, start))
@@ -239,10 +249,13 @@ func (s *Session) handleOpen(f *frame.Frame) error {
 		return nil // the session has ended: nobody will serve it
 	case s.goAwaySent:
 		code, reason = frame.CodeGoingAway, "the session is shutting down"
-	case s.handler == nil:
+	case s.handler == nil && !s.cfg.AcceptStreams:
 		code, reason = frame.CodeRefused, "this side accepts no streams (no handler)"
 	case s.peerStreams >= s.cfg.MaxConcurrentStreams:
 		code, reason = frame.CodeStreamLimit, fmt.Sprintf("too many streams: %d open, the limit is %d", s.peerStreams, s.cfg.MaxConcurrentStreams)
+		if s.heldPlaces > 0 {
+			reason += fmt.Sprintf(" (%d of them closed by both sides, but holding data this side's application has not read)", s.heldPlaces)
+		}
 	}
 	if code != frame.CodeNoError {
 		s.mu.Unlock()
@@ -306,6 +319,7 @@ func (s *Session) checkNewPeerID(id uint32) error {
 
 // refuse answers an OPEN with REFUSE.
 func (s *Session) refuse(id uint32, code frame.ErrCode, reason string) error {
+	s.counters.refusalsSent.Add(1)
 	var b [frame.HeaderSize + 4 + frame.MaxReasonBytes]byte
 	s.w.queueAnswer(frame.AppendRefuse(b[:0], id, code, reason))
 	return nil
@@ -352,6 +366,7 @@ func (s *Session) handleRefuse(f *frame.Frame) error {
 	if !waiting {
 		return sessionErrorf(frame.CodeProtocolError, "REFUSE on stream %d, which is not waiting for an answer", f.StreamID)
 	}
+	s.counters.refusalsRecv.Add(1)
 	st.refused(&refusedError{streamID: st.id, code: f.Code, reason: f.Reason})
 	return nil
 }
@@ -376,6 +391,7 @@ func (s *Session) handleWindowUpdate(f *frame.Frame) error {
 
 // handleReset ends a stream at the peer's request (SPEC 4.6).
 func (s *Session) handleReset(f *frame.Frame) error {
+	s.counters.resetsRecv.Add(1)
 	st, err := s.streamFor(f)
 	if st == nil {
 		return err
@@ -414,6 +430,7 @@ func (s *Session) handlePing(f *frame.Frame) error {
 		return nil // SPEC 4.7: an ACK for no outstanding PING is ignored
 	}
 	rtt := time.Since(p.sent)
+	s.counters.noteRTT(rtt)
 	// The minimum, not an average: under load a PING answer queues behind
 	// data, and auto-tuning on that inflated time would grow windows,
 	// which queues more data, which inflates it further.

@@ -23,6 +23,7 @@ type Session struct {
 	client  bool
 	handler httpstream.NewStreamHandler
 	log     *slog.Logger
+	trace   bool          // the Logger takes LevelTrace: every frame is logged
 	fr      *frame.Reader // owned by the reader goroutine
 	w       writer
 
@@ -31,6 +32,7 @@ type Session struct {
 	nextID        uint32 // next ID this side opens; 0 once exhausted
 	lastPeerID    uint32 // highest ID the peer opened (SPEC 6.1)
 	peerStreams   int    // live streams the peer opened
+	heldPlaces    int    // of peerStreams: closed by both sides, held by unread data
 	peer          peerSettings
 	goAwaySent    bool   // this side sent GOAWAY NO_ERROR: no new streams either way
 	goAwayRecv    bool   // the peer sent GOAWAY NO_ERROR
@@ -52,11 +54,11 @@ type Session struct {
 	acceptDone   chan struct{} // closed when the accept loop has ended
 	inHandler    atomic.Bool   // the accept loop is (about to be) inside the handler
 
-	budgetUsed   atomic.Int64 // of MaxSessionWindow: window granted past the floor, and header blocks held, over live streams
-	minRTT       atomic.Int64 // smallest PING round trip seen, in ns; 0 until measured
-	framesRead   atomic.Uint64
-	idleTimeout  atomic.Int64 // ns; 0: none
-	lastActivity atomic.Int64 // UnixNano of the last stream activity, while idleTimeout > 0
+	budgetUsed   atomic.Int64    // of MaxSessionWindow: window granted past the floor, and header blocks held, over live streams
+	minRTT       atomic.Int64    // smallest PING round trip seen, in ns; 0 until measured
+	counters     sessionCounters // for Stats; counters.framesReceived also feeds the keepalive
+	idleTimeout  atomic.Int64    // ns; 0: none
+	lastActivity atomic.Int64    // UnixNano of the last stream activity, while idleTimeout > 0
 	idleChanged  chan struct{}
 
 	wg sync.WaitGroup // the reader, writer, monitor and closing goroutines
@@ -102,12 +104,16 @@ func newSession(conn net.Conn, handler httpstream.NewStreamHandler, cfg *Config,
 	if err != nil {
 		return nil, err
 	}
+	if c.AcceptStreams && handler != nil {
+		return nil, errors.New("mux: Config.AcceptStreams and a NewStreamHandler exclude each other: pass a nil handler to take streams with Session.Accept")
+	}
 	s := &Session{
 		conn:    conn,
 		cfg:     c,
 		client:  client,
 		handler: handler,
 		log:     c.Logger,
+		trace:   c.Logger.Enabled(context.Background(), LevelTrace),
 		fr: frame.NewReader(conn, frame.Limits{
 			MaxFrameSize:   uint32(c.MaxFrameSize),
 			MaxHeaderBytes: uint32(c.MaxHeaderBytes),
@@ -144,8 +150,7 @@ func newSession(conn net.Conn, handler httpstream.NewStreamHandler, cfg *Config,
 	// SPEC 2.2, 2.3: the preface, then SETTINGS, before anything else. A
 	// first PING measures the round trip for window auto-tuning and, with
 	// keepalive on, catches a peer that never answers.
-	s.w.queueControl([]byte(frame.Preface))
-	s.w.queueControl(frame.AppendSettings(nil,
+	s.w.queueControl(frame.AppendSettings([]byte(frame.Preface),
 		frame.Setting{ID: frame.SettingMaxFrameSize, Value: uint32(c.MaxFrameSize)},
 		frame.Setting{ID: frame.SettingInitialStreamWindow, Value: c.streamWindowFloor()},
 		frame.Setting{ID: frame.SettingMaxHeaderBytes, Value: uint32(c.MaxHeaderBytes)},
@@ -157,10 +162,14 @@ func newSession(conn net.Conn, handler httpstream.NewStreamHandler, cfg *Config,
 	s.mu.Unlock()
 
 	s.wg.Add(3)
-	go s.w.run()      // ends when the session closes
-	go s.readLoop()   // ends when the connection is closed
-	go s.monitor()    // ends when the session closes
-	go s.acceptLoop() // ends when the session closes, after the handler in progress returns
+	go s.w.run()    // ends when the session closes
+	go s.readLoop() // ends when the connection is closed
+	go s.monitor()  // ends when the session closes
+	if c.AcceptStreams {
+		close(s.acceptDone) // Session.Accept takes the streams: no loop
+	} else {
+		go s.acceptLoop() // ends when the session closes, after the handler in progress returns
+	}
 	return s, nil
 }
 
@@ -253,6 +262,7 @@ func (s *Session) openLocal(block []byte, headers http.Header) (*Stream, error) 
 	}
 	st := newStream(s, id, headers, true)
 	s.streams[id] = st
+	s.counters.opened.Add(1)
 	frame.AppendFrameHeader(block[:0], frame.FrameHeader{Length: uint32(n), Type: frame.FrameOpen, StreamID: id})
 	s.w.queueControl(block)
 	s.touch()
@@ -263,7 +273,10 @@ func (s *Session) openLocal(block []byte, headers http.Header) (*Stream, error) 
 // stream, closes the connection and CloseChan, and makes every blocked and
 // later call fail with an error matching ErrSessionClosed. It is idempotent,
 // safe from any goroutine, and returns once the session's own goroutines
-// have ended (except a handler still running).
+// have ended (except a handler still running). It lingers so that what was
+// written reaches the peer: it sends its end of the connection and reads
+// until the peer closes too, for up to 1 s against a peer that does not
+// read or does not close (SPEC 8.3).
 func (s *Session) Close() error {
 	s.closeWith(errClosedLocally, frame.CodeSessionClosed, "closed by the application")
 	s.wg.Wait()
@@ -535,9 +548,19 @@ const closeFlushTimeout = time.Second
 
 // forget drops a stream that is done (both sides closed, reset, refused)
 // from the session's table (SPEC 6.2), so it costs nothing more.
-func (s *Session) forget(st *Stream) {
+func (s *Session) forget(st *Stream) { s.forgetThenQueue(st, nil) }
+
+// forgetThenQueue forgets st and then queues its last frame (last, if not
+// nil) under the same lock. The peer learns that the stream is done from
+// that frame, and may open another at once: by then the stream's place is
+// free, and a concurrent Close or Shutdown cannot seal the writer between
+// the two, so the frame is not lost.
+func (s *Session) forgetThenQueue(st *Stream, last []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if last != nil {
+		defer s.w.queueControl(last) // after the place is released, still under s.mu
+	}
 	if s.streams[st.id] != st {
 		return
 	}
@@ -558,7 +581,11 @@ func (s *Session) forget(st *Stream) {
 	holding := st.recv.buffered() > 0 && !st.discard
 	st.holdsPlace = holding
 	st.mu.Unlock()
-	if !holding {
+	if holding {
+		if !st.local {
+			s.heldPlaces++
+		}
+	} else {
 		s.releasePlaceLocked(st)
 	}
 	if s.goAwaySent && len(s.streams) == 0 {
@@ -617,6 +644,9 @@ func (s *Session) releaseHeldPlace(st *Stream) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err == nil {
+		if !st.local {
+			s.heldPlaces--
+		}
 		s.releasePlaceLocked(st)
 	}
 }

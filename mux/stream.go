@@ -50,6 +50,7 @@ type Stream struct {
 	pending    []byte // the part of a Write's slice not yet taken by the writer
 	inFlight   int    // frames taken by the writer, not yet written, that point into the Write's slice
 	copies     int    // frames taken by the writer, not yet written, copied out of the Write's slice
+	copiedN    int    // octets in those copies
 	lost       bool   // a frame of the Write failed to reach the connection
 	inReady    bool   // in the writer's ready queue; guarded by writer.mu
 	queued     bool   // waiting for the handler; guarded by Session.mu
@@ -57,6 +58,8 @@ type Stream struct {
 	headerCost uint32 // the peer's OPEN header block, counted in the session's budget; guarded by Session.mu
 
 	dl *deadlines // nil until a deadline is set
+
+	counters streamCounters
 }
 
 type deadlines struct {
@@ -327,7 +330,13 @@ func (st *Stream) writeLocked(p []byte) (int, error) {
 					unsent := len(st.pending)
 					st.pending = nil
 					st.sendWindow += int64(unsent)
-					return n + k - unsent, stop
+					taken := k - unsent
+					if stop != errDeadline {
+						// Copies still in flight go out only if the
+						// session lives: they are not counted.
+						taken -= st.copiedN
+					}
+					return n + taken, stop
 				}
 			}
 			st.cond.Wait()
@@ -378,13 +387,15 @@ func (st *Stream) sendEnd() {
 		return
 	}
 	st.sentEnd, st.endQueued = true, false
+	st.counters.framesSent++ // an empty DATA frame
 	done := st.recvEnd
 	st.mu.Unlock()
-	var b [frame.HeaderSize]byte
-	st.sess.w.queueControl(frame.AppendData(b[:0], st.id, frame.FlagEndStream, nil))
+	end := frame.AppendData(make([]byte, 0, frame.HeaderSize), st.id, frame.FlagEndStream, nil)
 	if done {
-		st.sess.forget(st) // closed by both sides (SPEC 6.2)
+		st.sess.forgetThenQueue(st, end) // closed by both sides (SPEC 6.2)
+		return
 	}
+	st.sess.w.queueControl(end)
 }
 
 // CloseWrite half-closes the stream, as Close does. It is there for code
@@ -418,12 +429,15 @@ func (st *Stream) resetWith(code frame.ErrCode, reason string, queue func([]byte
 	if release {
 		st.sess.releaseHeldPlace(st)
 	}
+	// Forgotten first: once the peer has the RESET it may open another
+	// stream at once, and its place must be free by then.
+	st.sess.forget(st)
 	if !done {
 		var b [frame.HeaderSize + 4 + frame.MaxReasonBytes]byte
 		queue(frame.AppendReset(b[:0], st.id, code, reason))
+		st.sess.counters.resetsSent.Add(1)
 	}
 	st.sess.touch()
-	st.sess.forget(st)
 }
 
 // resetByPeer applies the peer's RESET (SPEC 4.6): what arrived before it
@@ -515,10 +529,11 @@ func (st *Stream) refused(err error) {
 
 // frameWritten is called by the writer once one of the stream's frames is
 // on the wire, or, with ok false, failed to get there.
-func (st *Stream) frameWritten(copied, ok bool) {
+func (st *Stream) frameWritten(copied bool, size int, ok bool) {
 	st.mu.Lock()
 	if copied {
 		st.copies--
+		st.copiedN -= size
 	} else {
 		st.inFlight--
 	}

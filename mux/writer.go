@@ -3,6 +3,7 @@ package mux
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -63,6 +64,7 @@ type writer struct {
 	mu       sync.Mutex // guards the fields below, up to the blank line
 	ctrl     []byte     // encoded control frames waiting, in order
 	answers  int        // frames in ctrl that answer the peer (queueAnswer)
+	ctrlN    int        // frames in ctrl
 	ready    streamQueue
 	busy     bool  // someone holds the write token
 	wantRoom bool  // the reader waits in waitForRoom
@@ -76,13 +78,15 @@ type writer struct {
 	room     chan struct{} // tells a waiting reader that ctrl was drained
 
 	// Owned by the token holder.
-	spare   []byte
-	hdrs    []byte
-	bufs    net.Buffers
-	iov     net.Buffers
-	batch   []batchFrame
-	arena   []byte // copies of the frames of streams with a write deadline
-	scratch []byte
+	spare       []byte
+	hdrs        []byte
+	bufs        net.Buffers
+	iov         net.Buffers
+	batch       []batchFrame
+	batchFrames int    // frames in the batch, for Stats
+	batchData   int    // DATA octets in the batch, for Stats
+	arena       []byte // copies of the frames of streams with a write deadline
+	scratch     []byte
 }
 
 // batchFrame is a DATA frame of the batch being written, for telling its
@@ -90,6 +94,7 @@ type writer struct {
 type batchFrame struct {
 	st     *Stream
 	copied bool // its payload is in the arena, not the Write's slice
+	size   int  // its payload's length
 }
 
 func (w *writer) init(s *Session) {
@@ -131,6 +136,10 @@ func (w *writer) queueControl(b []byte) {
 	if w.sealed || w.failed != nil {
 		return
 	}
+	if w.s.trace {
+		w.s.traceFrame("sent", b)
+	}
+	w.ctrlN++
 	w.ctrl = append(w.ctrl, b...)
 	w.kickLocked()
 }
@@ -146,6 +155,9 @@ func (w *writer) queueAnswer(b []byte) {
 	if w.sealed || w.failed != nil {
 		return
 	}
+	if w.s.trace {
+		w.s.traceFrame("sent", b)
+	}
 	if w.answers >= maxQueuedControl {
 		select {
 		case <-w.overflow:
@@ -155,6 +167,7 @@ func (w *writer) queueAnswer(b []byte) {
 		return
 	}
 	w.answers++
+	w.ctrlN++
 	w.ctrl = append(w.ctrl, b...)
 	w.kickLocked()
 }
@@ -167,6 +180,10 @@ func (w *writer) queueFinal(b []byte) {
 	if w.sealed || w.failed != nil {
 		return
 	}
+	if w.s.trace {
+		w.s.traceFrame("sent", b)
+	}
+	w.ctrlN++
 	w.ctrl = append(w.ctrl, b...)
 	w.kickLocked()
 }
@@ -311,13 +328,15 @@ func (w *writer) flush(self *Stream) {
 // there is anything to write.
 func (w *writer) buildLocked() bool {
 	w.bufs, w.batch, w.hdrs, w.arena = w.bufs[:0], w.batch[:0], w.hdrs[:0], w.arena[:0]
+	w.batchFrames, w.batchData = 0, 0
 	if w.failed != nil {
 		return false
 	}
 	if len(w.ctrl) > 0 {
 		w.ctrl, w.spare = w.spare[:0], w.ctrl
 		w.bufs = append(w.bufs, w.spare)
-		w.answers = 0
+		w.batchFrames += w.ctrlN
+		w.answers, w.ctrlN = 0, 0
 		if w.wantRoom {
 			w.wantRoom = false
 			select {
@@ -353,10 +372,13 @@ func (w *writer) buildLocked() bool {
 		}
 		data := st.pending[:n]
 		st.pending = st.pending[n:]
+		st.counters.framesSent++
+		st.counters.dataSent += uint64(n)
 		copied := st.copyFramesLocked()
 		if copied {
 			data = w.copyOf(data)
 			st.copies++
+			st.copiedN += n
 		} else {
 			st.inFlight++
 		}
@@ -365,9 +387,14 @@ func (w *writer) buildLocked() bool {
 
 		start := len(w.hdrs)
 		w.hdrs = frame.AppendFrameHeader(w.hdrs, frame.FrameHeader{Length: uint32(n), Type: frame.FrameData, StreamID: st.id})
+		if w.s.trace {
+			w.s.traceFrame("sent", w.hdrs[start:], slog.Int64("window", st.sendWindow+int64(len(st.pending))))
+		}
 		w.bufs = append(w.bufs, w.hdrs[start:], data)
-		w.batch = append(w.batch, batchFrame{st, copied})
+		w.batch = append(w.batch, batchFrame{st, copied, n})
 		octets += n
+		w.batchFrames++
+		w.batchData += n
 		if more {
 			w.ready.push(st)
 		} else {
@@ -418,11 +445,15 @@ func (w *writer) completeBatch(ok bool) {
 	if cap(w.spare) > 64<<10 {
 		w.spare = nil // do not keep a buffer grown by one burst of control frames
 	}
-	if len(w.batch) > 0 && ok {
-		w.s.touch()
+	if ok {
+		w.s.counters.framesSent.Add(uint64(w.batchFrames))
+		w.s.counters.dataSent.Add(uint64(w.batchData))
+		if len(w.batch) > 0 {
+			w.s.touch()
+		}
 	}
 	for i, f := range w.batch {
-		f.st.frameWritten(f.copied, ok)
+		f.st.frameWritten(f.copied, f.size, ok)
 		w.batch[i] = batchFrame{}
 	}
 	clear(w.bufs[:cap(w.bufs)])
@@ -443,6 +474,13 @@ func (w *writer) fail(err error) {
 		err = errors.New("the connection was closed")
 	}
 	w.s.closeWith(&connError{op: "writing", err: err}, frame.CodeNoError, "")
+}
+
+// queued returns how many control frames wait to be written.
+func (w *writer) queued() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ctrlN
 }
 
 // err returns the connection's write error, if writing failed.
