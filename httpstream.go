@@ -42,6 +42,12 @@ const (
 // The handler should return quickly and do the stream's I/O elsewhere (hand
 // the stream to a goroutine): the next stream waits for it, and the peer's
 // data only flows once the stream is accepted.
+//
+// A handler that panics does not take the process down with this library's
+// connections (package mux), as with net/http's handlers: the panic is
+// logged with its stack to the session's Config.Logger, the stream is
+// refused with the panic's text, and the connection carries on.
+// (Kubernetes' own implementation logs and re-panics.)
 type NewStreamHandler func(stream Stream, replySent <-chan struct{}) error
 
 // NoOpNewStreamHandler accepts every stream and does nothing else. It suits
