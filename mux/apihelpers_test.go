@@ -1,5 +1,16 @@
 package mux_test
 
+// Black-box tests of package mux, written from /work/shared/API.md (the
+// "Package mux" section: one test per behaviour bullet), frame/SPEC.md
+// (sections 6 to 8) and the doc comments. Data-flow tests run on net.Pipe,
+// TCP and TLS; tests of timers and of "has not happened yet" run in a
+// testing/synctest bubble on net.Pipe, where they are exact and take no real
+// time.
+//
+// The tests are split by topic into api_open_test.go, api_close_test.go,
+// api_flow_test.go, api_deadline_test.go, api_limits_test.go, api_conn_test.go
+// and api_protocol_test.go; this file holds the helpers they share.
+
 import (
 	"bytes"
 	"context"
