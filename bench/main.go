@@ -5,64 +5,105 @@
 // median of the runs of each, and their ratio.
 //
 //	go run ./bench                 # full report, about a minute on 2 cores
-//	go run ./bench -quick          # about ten times smaller
+//	go run ./bench -quick          # smaller: about 15 seconds
 //	go run ./bench -scenarios bulk,rtt -reps 5 -json out.json
+//	go run ./bench -quick -html report.html   # the same as one page with charts
+//	go run ./bench -h              # the flags, and how to read the table
 //
 // Progress goes to stderr, the table to stdout. Every scenario is bounded in
-// time: a stuck run is reported as a failure, not a hang.
+// time: a stuck run is reported as a failure, not a hang. Every flag is
+// checked, and the output files created, before anything runs.
 package main
 
 import (
-	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"runtime"
-	"time"
+	"strings"
 
 	"github.com/httpstream-go/httpstream/bench/scenario"
+	"github.com/httpstream-go/httpstream/frame"
 	"github.com/httpstream-go/httpstream/mux"
 )
 
-func main() {
-	quick := flag.Bool("quick", false, "run each scenario about ten times smaller")
-	names := flag.String("scenarios", "", "comma-separated scenarios to run (default all: "+scenario.Names()+")")
-	reps := flag.Int("reps", 3, "runs of each scenario on each transport; the median is shown")
-	jsonOut := flag.String("json", "", "write every run and the summary as JSON to this file")
-	frameSize := flag.Int("frame-size", 0, "mux Config.MaxFrameSize (0: default)")
-	initWindow := flag.Uint("initial-window", 0, "mux Config.InitialStreamWindow (0: default)")
-	maxWindow := flag.Uint("max-window", 0, "mux Config.MaxStreamWindow (0: default)")
-	unsent := flag.Int("unsent-limit", 0, "mux Config.UnsentLimit (0: default, -1: off)")
-	flag.Parse()
+const about = `bench: the loopback benchmark report of httpstream.
 
-	o := scenario.Default()
-	if *quick {
-		o = scenario.Quick()
+Runs every scenario on this library's engine (streams multiplexed over one
+TCP connection) and on raw TCP doing the same work with a TCP connection per
+stream, over 127.0.0.1, interleaved run by run so that machine noise hits
+both alike, and prints one table: the median of each, and their ratio.
+Progress goes to stderr, the table to stdout. Exit status 1 if a run failed
+(an error, or no progress within the bound of a run), 2 for a bad command
+line. bench/peers runs the same scenarios on yamux, smux and Kubernetes'
+SPDY stack as well.
+
+Usage: go run ./bench [flags]
+`
+
+func main() {
+	cmd, cfg, err := parseArgs(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		cmd.Usage(os.Stdout)
+		return
 	}
-	cfg := mux.Config{
-		MaxFrameSize:        *frameSize,
-		InitialStreamWindow: uint32(*initWindow),
-		MaxStreamWindow:     uint32(*maxWindow),
-		UnsentLimit:         *unsent,
-	}
-	transports := []scenario.Transport{scenario.Mux{Config: &cfg}, scenario.TCP{}}
-	selected, err := scenario.Select(*names)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
+		fmt.Fprintf(os.Stderr, "bench: %v\n(go run ./bench -h lists the flags)\n", err)
 		os.Exit(2)
 	}
-	rep := scenario.Run(selected, transports, o, *reps, os.Stderr)
-	fmt.Printf("httpstream loopback report  %s  %s/%s  %d CPUs  %s\n\n",
-		time.Now().Format("2006-01-02"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
-	rep.WriteTable(os.Stdout, "tcp")
-	if *jsonOut != "" {
-		b, _ := json.MarshalIndent(rep, "", "  ")
-		if err := os.WriteFile(*jsonOut, b, 0o644); err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
-		}
+	transports := []scenario.Transport{scenario.Mux{Config: &cfg}, scenario.TCP{}}
+	meta := scenario.NewMeta("httpstream loopback report", strings.Join(append([]string{"go run ./bench"}, os.Args[1:]...), " "),
+		cmd.Reps(), cmd.Quick(), transports)
+	rep := scenario.Run(meta, cmd.Scenarios, transports, cmd.Options, os.Stderr)
+	// The files first: they hold every run, and a closed stdout (a pipe
+	// into head) must not lose them.
+	status := 0
+	if err := cmd.WriteFiles(rep); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		status = 1
 	}
+	rep.WriteTable(os.Stdout)
 	if rep.Failed() {
-		os.Exit(1)
+		status = 1
 	}
+	os.Exit(status)
+}
+
+// parseArgs defines the flags, parses args and checks them all, the common
+// ones (scenario.Command) and the mux.Config ones, which it returns as the
+// Config the httpstream transport runs with.
+func parseArgs(args []string) (*scenario.Command, mux.Config, error) {
+	cmd := scenario.NewCommand("bench", about)
+	fs := cmd.Flags
+	frameSize := fs.Int("frame-size", 0, fmt.Sprintf("mux Config.MaxFrameSize, %d to %d (0: the default, %d)", frame.MinMaxFrameSize, frame.MaxLength, mux.DefaultMaxFrameSize))
+	initWindow := fs.Uint64("initial-window", 0, fmt.Sprintf("mux Config.InitialStreamWindow, at most %d (0: the default, %d)", frame.MaxWindow, mux.DefaultInitialStreamWindow))
+	maxWindow := fs.Uint64("max-window", 0, fmt.Sprintf("mux Config.MaxStreamWindow, at most %d (0: the default, %d)", frame.MaxWindow, mux.DefaultMaxStreamWindow))
+	unsent := fs.Int("unsent-limit", 0, fmt.Sprintf("mux Config.UnsentLimit (0: the default, %d; negative: off)", mux.DefaultUnsentLimit))
+	var cfg mux.Config
+	err := cmd.Parse(args, func(*scenario.Options) error {
+		var err error
+		cfg, err = muxConfig(*frameSize, *initWindow, *maxWindow, *unsent)
+		return err
+	})
+	return cmd, cfg, err
+}
+
+// muxConfig checks the Config flags against the protocol's limits, so that
+// a value the engine would refuse (or a window that does not fit in 32
+// bits, which a conversion would silently wrap) fails before anything runs.
+func muxConfig(frameSize int, initWindow, maxWindow uint64, unsent int) (mux.Config, error) {
+	switch {
+	case frameSize != 0 && (frameSize < frame.MinMaxFrameSize || frameSize > frame.MaxLength):
+		return mux.Config{}, fmt.Errorf("-frame-size %d: must be 0 (the default) or %d to %d", frameSize, frame.MinMaxFrameSize, frame.MaxLength)
+	case initWindow > frame.MaxWindow:
+		return mux.Config{}, fmt.Errorf("-initial-window %d: must be at most %d", initWindow, frame.MaxWindow)
+	case maxWindow > frame.MaxWindow:
+		return mux.Config{}, fmt.Errorf("-max-window %d: must be at most %d", maxWindow, frame.MaxWindow)
+	}
+	return mux.Config{
+		MaxFrameSize:        frameSize,
+		InitialStreamWindow: uint32(initWindow),
+		MaxStreamWindow:     uint32(maxWindow),
+		UnsentLimit:         unsent,
+	}, nil
 }

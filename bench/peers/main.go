@@ -5,30 +5,30 @@
 // in one run, interleaved run by run, so that machine noise hits all alike.
 // The table shows the median of the runs of each, and its ratio to TCP.
 //
-//	cd bench/peers && go run .     # full report, a few minutes on 2 cores
-//	go run . -quick                # about ten times smaller
+//	cd bench/peers && go run .     # full report, about 5 minutes on 2 cores
+//	go run . -quick                # smaller: about a minute
 //	go run . -scenarios bulk,hol -reps 5 -json out.json
+//	go run . -html peers.html      # the same as one page with charts
+//	go run . -h                    # the flags, and how to read the table
 //
 // It is a module of its own so that the root module stays free of
 // dependencies; it reaches the engine through a replace of the root.
 // Progress goes to stderr, the table to stdout. Every scenario is bounded in
-// time: a stuck run is reported as a failure, not a hang.
+// time: a stuck run is reported as a failure, not a hang. Every flag is
+// checked, and the output files created, before anything runs.
 package main
 
 import (
-	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
-	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/httpstream-go/httpstream/bench/scenario"
-	"github.com/httpstream-go/httpstream/mux"
 )
 
 // defaultTimeout bounds every scenario run here, for every transport alike.
@@ -52,50 +52,73 @@ var peerModules = []string{
 	"github.com/moby/spdystream",
 }
 
-func main() {
-	quick := flag.Bool("quick", false, "run each scenario about ten times smaller")
-	names := flag.String("scenarios", "", "comma-separated scenarios to run (default all: "+scenario.Names()+")")
-	trNames := flag.String("transports", "", "comma-separated transports to run (default all: "+strings.Join(transportNames(allTransports()), ",")+"); tcp always runs")
-	reps := flag.Int("reps", 3, "runs of each scenario on each transport; the median is shown")
-	timeout := flag.Duration("timeout", 0, fmt.Sprintf("bound of every scenario run, the same for all transports (0: %s, with -quick %s)", defaultTimeout, quickTimeout))
-	jsonOut := flag.String("json", "", "write every run and the summary as JSON to this file")
-	flag.Parse()
+const about = `peers: the loopback benchmark report of httpstream beside other multiplexers.
 
-	o := scenario.Default()
-	o.Timeout = defaultTimeout
-	if *quick {
-		o = scenario.Quick()
-		o.Timeout = quickTimeout
+Runs every scenario of go run ./bench on this library's engine, on
+hashicorp/yamux, xtaci/smux and the Kubernetes SPDY stack (k8s.io/streaming
+over moby/spdystream), each on its default configuration over one TCP
+connection, and on raw TCP doing the same work with a connection per stream,
+over 127.0.0.1, interleaved run by run so that machine noise hits all alike.
+It prints one table: the median of each, and its ratio to TCP. Progress goes
+to stderr, the table to stdout. Exit status 1 if a run failed (an error, or
+no progress within the bound of a run), 2 for a bad command line.
+
+Usage: cd bench/peers && go run . [flags]
+`
+
+func main() {
+	cmd, transports, err := parseArgs(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		cmd.Usage(os.Stdout)
+		return
 	}
-	if *timeout > 0 {
-		o.Timeout = *timeout
-	}
-	transports, err := selectTransports(*trNames)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "peers:", err)
+		fmt.Fprintf(os.Stderr, "peers: %v\n(go run . -h lists the flags)\n", err)
 		os.Exit(2)
 	}
-	selected, err := scenario.Select(*names)
-	if err != nil {
+	meta := scenario.NewMeta("httpstream peers loopback report", strings.Join(append([]string{"go run ."}, os.Args[1:]...), " "),
+		cmd.Reps(), cmd.Quick(), transports)
+	meta.Modules = moduleVersions()
+	rep := scenario.Run(meta, cmd.Scenarios, transports, cmd.Options, os.Stderr)
+	// The files first: they hold every run, and a closed stdout (a pipe
+	// into head) must not lose them.
+	status := 0
+	if err := cmd.WriteFiles(rep); err != nil {
 		fmt.Fprintln(os.Stderr, "peers:", err)
-		os.Exit(2)
+		status = 1
 	}
-	rep := scenario.Run(selected, transports, o, *reps, os.Stderr)
-	fmt.Printf("httpstream peers loopback report  %s  %s/%s  %d CPUs  %s  reps=%d  timeout=%s%s\n\n",
-		time.Now().Format("2006-01-02"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(),
-		*reps, o.Timeout, map[bool]string{true: "  -quick"}[*quick])
-	rep.WriteTable(os.Stdout, "tcp")
-	writeNotes(os.Stdout)
-	if *jsonOut != "" {
-		b, _ := json.MarshalIndent(rep, "", "  ")
-		if err := os.WriteFile(*jsonOut, b, 0o644); err != nil {
-			fmt.Fprintln(os.Stderr, "peers:", err)
-			os.Exit(1)
-		}
-	}
+	rep.WriteTable(os.Stdout)
 	if rep.Failed() {
-		os.Exit(1)
+		status = 1
 	}
+	os.Exit(status)
+}
+
+// parseArgs defines the flags, parses args and checks them all, the common
+// ones (scenario.Command) and this command's, and returns the transports to
+// run.
+func parseArgs(args []string) (*scenario.Command, []scenario.Transport, error) {
+	cmd := scenario.NewCommand("peers", about)
+	fs := cmd.Flags
+	trNames := fs.String("transports", "", "comma-separated transports to run (default all: "+strings.Join(transportNames(allTransports()), ",")+"); tcp always runs")
+	timeout := fs.Duration("timeout", 0, fmt.Sprintf("bound of every scenario run, the same for all transports (0: %s, with -quick %s)", defaultTimeout, quickTimeout))
+	var transports []scenario.Transport
+	err := cmd.Parse(args, func(o *scenario.Options) error {
+		switch {
+		case *timeout < 0:
+			return fmt.Errorf("-timeout %s: must not be negative", *timeout)
+		case *timeout > 0:
+			o.Timeout = *timeout
+		case cmd.Quick():
+			o.Timeout = quickTimeout
+		default:
+			o.Timeout = defaultTimeout
+		}
+		var err error
+		transports, err = selectTransports(*trNames)
+		return err
+	})
+	return cmd, transports, err
 }
 
 // allTransports lists the transports in column order, the baseline last.
@@ -126,7 +149,7 @@ func selectTransports(list string) ([]scenario.Transport, error) {
 	for _, name := range strings.Split(list, ",") {
 		name = strings.TrimSpace(name)
 		if !slices.Contains(transportNames(all), name) {
-			return nil, fmt.Errorf("unknown transport %q (have %s)", name, strings.Join(transportNames(all), ","))
+			return nil, fmt.Errorf("-transports: unknown transport %q (have %s)", name, strings.Join(transportNames(all), ","))
 		}
 		want[name] = true
 	}
@@ -139,12 +162,12 @@ func selectTransports(list string) ([]scenario.Transport, error) {
 	return out, nil
 }
 
-// writeNotes prints the versions of the peer modules this binary was built
-// with (the table already ends with what each transport is).
-func writeNotes(w io.Writer) {
+// moduleVersions returns the versions of the peer modules this binary was
+// built with, for the report's header.
+func moduleVersions() []string {
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
-		return
+		return nil
 	}
 	var versions []string
 	for _, d := range info.Deps {
@@ -152,7 +175,5 @@ func writeNotes(w io.Writer) {
 			versions = append(versions, d.Path+" "+d.Version)
 		}
 	}
-	if len(versions) > 0 {
-		fmt.Fprintf(w, "modules: %s\n", strings.Join(versions, ", "))
-	}
+	return versions
 }

@@ -139,3 +139,36 @@ func TestSPDYCloseHalfCloses(t *testing.T) {
 		t.Fatalf("client read %q, %v after its own Close; want pong, EOF", got, err)
 	}
 }
+
+func TestFlagsAreCheckedBeforeRunning(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		args        []string
+		wantErr     bool
+		wantTimeout time.Duration
+		wantTrs     int
+	}{
+		{name: "the defaults", wantTimeout: defaultTimeout, wantTrs: len(allTransports())},
+		{name: "-quick has its own bound", args: []string{"-quick"}, wantTimeout: quickTimeout, wantTrs: len(allTransports())},
+		{name: "a bound that is set", args: []string{"-timeout", "20s"}, wantTimeout: 20 * time.Second, wantTrs: len(allTransports())},
+		{name: "some transports, and tcp", args: []string{"-transports", "yamux"}, wantTimeout: defaultTimeout, wantTrs: 2},
+		{name: "a negative bound", args: []string{"-timeout", "-1s"}, wantErr: true},
+		{name: "a bound too short for hol to pass", args: []string{"-quick", "-timeout", "500ms"}, wantErr: true},
+		{name: "an unknown transport", args: []string{"-transports", "quic"}, wantErr: true},
+		{name: "-reps 0", args: []string{"-reps", "0"}, wantErr: true},
+		{name: "a stray argument", args: []string{"-quick", "yamux"}, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd, trs, err := parseArgs(tc.args)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("parseArgs(%q) = %v, want error %v", tc.args, err, tc.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if cmd.Options.Timeout != tc.wantTimeout || len(trs) != tc.wantTrs {
+				t.Errorf("timeout %s, %d transports; want %s, %d", cmd.Options.Timeout, len(trs), tc.wantTimeout, tc.wantTrs)
+			}
+		})
+	}
+}

@@ -3,57 +3,65 @@ package scenario
 import (
 	"fmt"
 	"io"
+	"math"
 	"slices"
-	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 )
 
 // Report holds every run and, per scenario and transport, the median of
-// each metric.
+// each metric. Everything the table and the HTML page show is in its
+// exported fields, so its JSON is the whole report.
 type Report struct {
-	Options  Options                                  `json:"options"`
-	Runs     []RunRecord                              `json:"runs"`
-	Median   map[string]map[string]map[string]float64 `json:"median"` // scenario -> transport -> metric
-	Failures map[string]map[string]string             `json:"failed,omitempty"`
-	order    []Scenario
-	trs      []string
-	notes    map[string]string
+	Meta       Meta                                     `json:"meta"`
+	Options    Options                                  `json:"options"`
+	Transports []TransportInfo                          `json:"transports"` // in column order
+	Scenarios  []Scenario                               `json:"scenarios"`  // in row order, with their metrics
+	Runs       []RunRecord                              `json:"runs"`
+	Median     map[string]map[string]map[string]float64 `json:"median"` // scenario -> transport -> metric
+	Failures   map[string]map[string]string             `json:"failed,omitempty"`
+}
+
+// TransportInfo names a transport of the report and says what it is.
+type TransportInfo struct {
+	Name  string `json:"name"`
+	Notes string `json:"notes"`
 }
 
 // RunRecord is one run of one scenario on one transport.
 type RunRecord struct {
-	Scenario  string             `json:"scenario"`
-	Transport string             `json:"transport"`
-	Rep       int                `json:"rep"`
-	Metrics   map[string]float64 `json:"metrics,omitempty"`
-	Error     string             `json:"error,omitempty"`
-	Seconds   float64            `json:"seconds"`
+	Scenario       string             `json:"scenario"`
+	Transport      string             `json:"transport"`
+	Rep            int                `json:"rep"`
+	Metrics        map[string]float64 `json:"metrics,omitempty"`
+	Error          string             `json:"error,omitempty"`
+	ElapsedSeconds float64            `json:"elapsed_seconds"`
 }
 
-// Run runs each scenario reps times on each transport, interleaving the
-// transports run by run, and writes a progress line per run to progress.
-func Run(scenarios []Scenario, transports []Transport, o Options, reps int, progress io.Writer) *Report {
+// Run runs each scenario meta.Reps times on each transport, interleaving
+// the transports run by run, and writes a progress line per run to
+// progress. The report's Meta is meta, with the time the whole run took.
+func Run(meta Meta, scenarios []Scenario, transports []Transport, o Options, progress io.Writer) *Report {
 	o = o.withDefaults()
 	r := &Report{
-		Options:  o,
-		Median:   map[string]map[string]map[string]float64{},
-		Failures: map[string]map[string]string{},
-		order:    scenarios,
+		Meta:      meta,
+		Options:   o,
+		Scenarios: scenarios,
+		Median:    map[string]map[string]map[string]float64{},
+		Failures:  map[string]map[string]string{},
 	}
-	r.notes = map[string]string{}
 	for _, tr := range transports {
-		r.trs = append(r.trs, tr.Name())
-		r.notes[tr.Name()] = tr.Notes()
+		r.Transports = append(r.Transports, TransportInfo{Name: tr.Name(), Notes: tr.Notes()})
 	}
+	start := time.Now()
 	for _, s := range scenarios {
 		all := map[string]map[string][]float64{}
-		for rep := 1; rep <= reps; rep++ {
+		for rep := 1; rep <= meta.Reps; rep++ {
 			for _, tr := range transports {
-				start := time.Now()
+				t0 := time.Now()
 				res := RunOne(s, tr, o)
-				run := RunRecord{Scenario: s.Name, Transport: tr.Name(), Rep: rep, Metrics: res.Metrics, Seconds: time.Since(start).Seconds()}
+				run := RunRecord{Scenario: s.Name, Transport: tr.Name(), Rep: rep, Metrics: res.Metrics, ElapsedSeconds: time.Since(t0).Seconds()}
 				if res.Err != nil {
 					run.Error = res.Err.Error()
 					if r.Failures[s.Name] == nil {
@@ -62,7 +70,7 @@ func Run(scenarios []Scenario, transports []Transport, o Options, reps int, prog
 					r.Failures[s.Name][tr.Name()] = run.Error
 				}
 				r.Runs = append(r.Runs, run)
-				fmt.Fprintf(progress, "%-12s %-12s run %d/%d  %6.2fs  %s\n", s.Name, tr.Name(), rep, reps, run.Seconds, describe(run))
+				fmt.Fprintf(progress, "%-12s %-12s run %d/%d  %6.2fs  %s\n", s.Name, tr.Name(), rep, meta.Reps, run.ElapsedSeconds, describe(s, run))
 				if all[tr.Name()] == nil {
 					all[tr.Name()] = map[string][]float64{}
 				}
@@ -79,21 +87,20 @@ func Run(scenarios []Scenario, transports []Transport, o Options, reps int, prog
 			}
 		}
 	}
+	r.Meta.ElapsedSeconds = time.Since(start).Seconds()
 	return r
 }
 
-func describe(run RunRecord) string {
+// describe is a run's progress line: its table metrics, or its failure.
+func describe(s Scenario, run RunRecord) string {
 	if run.Error != "" {
 		return "FAILED: " + run.Error
 	}
-	keys := make([]string, 0, len(run.Metrics))
-	for k := range run.Metrics {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var b strings.Builder
-	for _, k := range keys {
-		fmt.Fprintf(&b, "%s=%s ", k, format(run.Metrics[k]))
+	for _, m := range s.Metrics {
+		if v, ok := run.Metrics[m.Name]; ok {
+			fmt.Fprintf(&b, "%s=%s ", m.Name, format(v))
+		}
 	}
 	return b.String()
 }
@@ -113,93 +120,204 @@ func median(v []float64) float64 {
 // Failed reports whether any run failed.
 func (r *Report) Failed() bool { return len(r.Failures) > 0 }
 
-// WriteTable writes one row per scenario metric: each transport's median and
-// its ratio to the baseline transport.
-func (r *Report) WriteTable(w io.Writer, baseline string) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprint(tw, "scenario\tmetric\t")
-	for _, tr := range r.trs {
-		fmt.Fprintf(tw, "%s\t", tr)
-	}
-	for _, tr := range r.trs {
-		if tr != baseline {
-			fmt.Fprintf(tw, "%s/%s\t", tr, baseline)
-		}
-	}
-	fmt.Fprintln(tw)
-	for _, s := range r.order {
-		metrics := map[string]bool{}
-		for _, m := range r.Median[s.Name] {
-			for k := range m {
-				metrics[k] = true
+// A row is one line of the table: one metric of one scenario.
+type row struct {
+	scenario Scenario
+	metric   Metric
+	cells    []cell // one per transport, in r.Transports order
+}
+
+// A cell is one transport's median of one metric.
+type cell struct {
+	value  float64
+	ok     bool // a run reported it
+	failed bool // no run of the scenario on this transport succeeded
+	// ratio is value over the baseline's value; NaN where there is none (the
+	// baseline's own cell, a pass/fail, a value at or below zero).
+	ratio float64
+	// lo, hi are the lowest and highest of the runs, over the baseline's
+	// median: the spread behind the ratio. NaN with ratio.
+	lo, hi float64
+}
+
+// rows returns the table's rows: every declared metric of every scenario,
+// except those that carry no information. A metric that no transport
+// measured above zero (goroutines per idle stream, when none starts any) is
+// left out; so is one no transport reported. A pass/fail stays, and so does
+// a scenario's primary metric when a transport failed, for the FAIL.
+func (r *Report) rows() []row {
+	var rows []row
+	base := r.Meta.Baseline
+	for _, s := range r.Scenarios {
+		for mi, m := range s.Metrics {
+			rw := row{scenario: s, metric: m}
+			keep := false
+			for _, tr := range r.Transports {
+				c := cell{ratio: math.NaN(), lo: math.NaN(), hi: math.NaN()}
+				c.value, c.ok = r.Median[s.Name][tr.Name][m.Name]
+				_, failed := r.Failures[s.Name][tr.Name]
+				c.failed = failed && r.Median[s.Name][tr.Name] == nil
+				switch {
+				case c.failed && mi == 0, c.ok && m.Name == Pass, c.ok && c.value > 0:
+					keep = true
+				}
+				b, hasBase := r.Median[s.Name][base][m.Name]
+				if c.ok && hasBase && b > 0 && c.value > 0 && m.Name != Pass && tr.Name != base {
+					c.ratio = c.value / b
+					lo, hi := r.spread(s.Name, tr.Name, m.Name)
+					c.lo, c.hi = lo/b, hi/b
+				}
+				rw.cells = append(rw.cells, c)
 			}
-		}
-		keys := make([]string, 0, len(metrics))
-		for k := range metrics {
-			keys = append(keys, k)
-		}
-		sort.Slice(keys, func(i, j int) bool {
-			if (keys[i] == s.Primary) != (keys[j] == s.Primary) {
-				return keys[i] == s.Primary
+			if keep {
+				rows = append(rows, rw)
 			}
-			return keys[i] < keys[j]
-		})
-		for _, k := range keys {
-			fmt.Fprintf(tw, "%s\t%s\t", s.Name, k)
-			for _, tr := range r.trs {
-				if msg, failed := r.Failures[s.Name][tr]; failed && r.Median[s.Name][tr] == nil {
-					fmt.Fprintf(tw, "FAIL\t")
-					_ = msg
-					continue
-				}
-				v, ok := r.Median[s.Name][tr][k]
-				if !ok {
-					fmt.Fprint(tw, "-\t")
-					continue
-				}
-				if k == "pass" {
-					fmt.Fprintf(tw, "%s\t", map[bool]string{true: "PASS", false: "FAIL"}[v == 1])
-					continue
-				}
-				fmt.Fprintf(tw, "%s\t", format(v))
-			}
-			base, hasBase := r.Median[s.Name][baseline][k]
-			for _, tr := range r.trs {
-				if tr == baseline {
-					continue
-				}
-				v, ok := r.Median[s.Name][tr][k]
-				if !ok || !hasBase || base <= 0 || v < 0 || k == "pass" {
-					fmt.Fprint(tw, "-\t")
-					continue
-				}
-				fmt.Fprintf(tw, "%.2fx\t", v/base)
-			}
-			fmt.Fprintln(tw)
 		}
 	}
-	tw.Flush()
+	return rows
+}
+
+// spread returns the lowest and highest value of a metric over the
+// successful runs of a scenario on a transport.
+func (r *Report) spread(scenario, transport, metric string) (lo, hi float64) {
+	lo, hi = math.Inf(1), math.Inf(-1)
+	for _, run := range r.Runs {
+		if v, ok := run.Metrics[metric]; ok && run.Scenario == scenario && run.Transport == transport && run.Error == "" {
+			lo, hi = min(lo, v), max(hi, v)
+		}
+	}
+	return lo, hi
+}
+
+// text is how the table shows a cell.
+func (c cell) text(metric string) string {
+	switch {
+	case c.failed:
+		return "FAIL"
+	case !c.ok:
+		return "-"
+	case metric == Pass && c.value == 1:
+		return "PASS"
+	case metric == Pass:
+		return "FAIL"
+	case c.value < 0:
+		// Every metric is a rate, a time or a cost: below zero it is noise
+		// around zero, not a number to compare.
+		return "~0"
+	}
+	return format(c.value)
+}
+
+// ratioText is how the table shows a cell's ratio to the baseline.
+func (c cell) ratioText() string {
+	if math.IsNaN(c.ratio) {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", c.ratio)
+}
+
+// WriteTable writes the report as text: the header (what ran, where, how),
+// one row per scenario metric with each transport's median and its ratio
+// to the baseline, a legend, what each transport is, and the failures.
+func (r *Report) WriteTable(w io.Writer) {
+	for _, l := range r.Meta.headerLines(r.Options, 100) {
+		fmt.Fprintln(w, l)
+	}
 	fmt.Fprintln(w)
-	for _, tr := range r.trs {
-		fmt.Fprintf(w, "%s: %s\n", tr, r.notes[tr])
+
+	base := r.Meta.Baseline
+	head := []string{"scenario", "metric", ""}
+	for _, tr := range r.Transports {
+		head = append(head, tr.Name)
 	}
-	for s, m := range r.Failures {
-		for tr, msg := range m {
-			fmt.Fprintf(w, "\nFAILED %s on %s: %s", s, tr, msg)
+	for _, tr := range r.Transports {
+		if tr.Name != base {
+			head = append(head, tr.Name+"/"+base)
 		}
 	}
-	if r.Failed() {
-		fmt.Fprintln(w)
+	table := [][]string{head}
+	for _, rw := range r.rows() {
+		line := []string{rw.scenario.Name, rw.metric.Name, rw.metric.Better.Arrow()}
+		for _, c := range rw.cells {
+			line = append(line, c.text(rw.metric.Name))
+		}
+		for i, c := range rw.cells {
+			if r.Transports[i].Name != base {
+				line = append(line, c.ratioText())
+			}
+		}
+		table = append(table, line)
+	}
+	writeColumns(w, table, 3)
+
+	fmt.Fprintf(w, "\n↑ higher is better, ↓ lower is better. A cell is the median of %s;\n", runs(r.Meta.Reps))
+	fmt.Fprintf(w, "X/%s is X's median over %s's (a connection per stream): above 1, X measured more.\n", base, base)
+	fmt.Fprintln(w, "\ntransports:")
+	width := 0
+	for _, tr := range r.Transports {
+		width = max(width, len(tr.Name))
+	}
+	for _, tr := range r.Transports {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, tr.Name, tr.Notes)
+	}
+	for _, f := range r.sortedFailures() {
+		fmt.Fprintf(w, "\nFAILED %s on %s: %s\n", f[0], f[1], f[2])
 	}
 }
 
+// sortedFailures lists the failures as (scenario, transport, error), in
+// report order, so that two reports of the same failures read the same.
+func (r *Report) sortedFailures() [][3]string {
+	var out [][3]string
+	for _, s := range r.Scenarios {
+		for _, tr := range r.Transports {
+			if msg, ok := r.Failures[s.Name][tr.Name]; ok {
+				out = append(out, [3]string{s.Name, tr.Name, msg})
+			}
+		}
+	}
+	return out
+}
+
+// writeColumns writes table with columns two spaces apart, the first
+// textCols left-aligned and the rest (numbers) right-aligned. Widths count
+// runes, for the arrows.
+func writeColumns(w io.Writer, table [][]string, textCols int) {
+	var widths []int
+	for _, line := range table {
+		for i, c := range line {
+			if i >= len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], utf8.RuneCountInString(c))
+		}
+	}
+	for _, line := range table {
+		var b strings.Builder
+		for i, c := range line {
+			pad := strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c))
+			if i > 0 {
+				b.WriteString("  ")
+			}
+			if i < textCols {
+				b.WriteString(c + pad)
+			} else {
+				b.WriteString(pad + c)
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	}
+}
+
+// format writes a metric's value with three or four significant digits,
+// and whole numbers as they are.
 func format(v float64) string {
 	switch {
-	case v == float64(int64(v)) && v < 1e6:
+	case v == float64(int64(v)) && math.Abs(v) < 1e6:
 		return fmt.Sprintf("%d", int64(v))
-	case v >= 100:
+	case math.Abs(v) >= 100:
 		return fmt.Sprintf("%.0f", v)
-	case v >= 10:
+	case math.Abs(v) >= 10:
 		return fmt.Sprintf("%.1f", v)
 	}
 	return fmt.Sprintf("%.2f", v)

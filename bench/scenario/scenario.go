@@ -3,14 +3,22 @@
 // against raw TCP) and bench/peers (other multiplexers) measure exactly the
 // same work. A Transport makes connected client/server pairs; each scenario
 // drives one pair and returns numbers, never asserting on time.
+//
+// The package also makes the report both commands print, from one Report:
+// the text table (report.go), the HTML page with its charts (html.go), the
+// header of what ran where (meta.go), and the command line they share, its
+// checks and its -h text (cli.go).
 package scenario
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -45,22 +53,30 @@ type Transport interface {
 // report shows it as a failure instead of hanging.
 var ErrStuck = errors.New("scenario made no progress within its time bound")
 
-// Options size the scenarios. Zero fields take the defaults of Default().
+// Options size the scenarios. Zero fields take the defaults of Default(),
+// except MinDuration, whose zero means no minimum (as the testing.B
+// benchmarks in mux want: there b.N sizes the work).
 type Options struct {
-	BulkBytes   int64         // bytes moved by bulk and bulk-N (in total)
+	BulkBytes   int64         // bytes moved by bulk and bulk-N (in total), at least
 	WriteSize   int           // bytes per Write in bulk scenarios
 	Streams     int           // streams of bulk-N
-	EchoRounds  int           // round trips of rtt
+	EchoRounds  int           // round trips of rtt, at least
 	EchoSize    int           // bytes per echo in rtt and interactive
 	Interactive time.Duration // how long interactive runs
 	EchoEvery   time.Duration // echo period in interactive
-	Opens       int           // open+echo+close cycles of open
+	Opens       int           // open+echo+close cycles of open, at least
 	IdleStreams int           // streams held open by mem
-	HOLBytes    int64         // bytes the second stream must move in hol
-	Timeout     time.Duration // bound of every scenario
+	HOLBytes    int64         // bytes the second stream must move in hol, at least
+	AllocsBytes int64         // bytes moved by allocs while it counts
+	// MinDuration is how long bulk, bulk-N, rtt, open and hol keep going
+	// past their byte or round count: a run of a few tens of milliseconds
+	// measures start-up (slow start, window growth, a GC cycle landing or
+	// not), and once came out 1.37 times "faster than TCP".
+	MinDuration time.Duration
+	Timeout     time.Duration // bound of every scenario run
 }
 
-// Default returns the full-size options; Quick about a tenth of them.
+// Default returns the full-size options; Quick smaller ones.
 func Default() Options {
 	return Options{
 		BulkBytes:   512 << 20,
@@ -73,19 +89,24 @@ func Default() Options {
 		Opens:       20000,
 		IdleStreams: 5000,
 		HOLBytes:    64 << 20,
+		AllocsBytes: 64 << 20,
+		MinDuration: time.Second,
 		Timeout:     60 * time.Second,
 	}
 }
 
-// Quick returns options about ten times smaller than Default.
+// Quick returns options about ten times smaller than Default in counts (a
+// power of two in bytes), and a quarter in durations: a quarter of a second per run is still long enough
+// for a loopback transfer to reach its steady state.
 func Quick() Options {
 	o := Default()
-	o.BulkBytes /= 10
+	o.BulkBytes /= 8
 	o.EchoRounds /= 10
 	o.Interactive /= 4
 	o.Opens /= 10
 	o.IdleStreams /= 10
 	o.HOLBytes /= 8
+	o.MinDuration /= 4
 	return o
 }
 
@@ -101,7 +122,9 @@ func (o Options) withDefaults() Options {
 	orDefault(&o.Opens, d.Opens)
 	orDefault(&o.IdleStreams, d.IdleStreams)
 	orDefault(&o.HOLBytes, d.HOLBytes)
+	orDefault(&o.AllocsBytes, d.AllocsBytes)
 	orDefault(&o.Timeout, d.Timeout)
+	o.MinDuration = max(o.MinDuration, 0)
 	return o
 }
 
@@ -111,35 +134,198 @@ func orDefault[T int | int64 | time.Duration](v *T, def T) {
 	}
 }
 
+// Check reports options under which a scenario cannot give a fair result:
+// hol gives up at half of Timeout, so a run that must last MinDuration
+// needs Timeout well above twice that.
+func (o Options) Check() error {
+	o = o.withDefaults()
+	if o.MinDuration > 0 && o.Timeout < 4*o.MinDuration {
+		return fmt.Errorf("the bound of a run, %s, is under four times its minimum duration, %s: hol, which gives up at half the bound, could not pass", o.Timeout, o.MinDuration)
+	}
+	return nil
+}
+
+// optionsJSON is Options as the JSON report writes them, with their units
+// in the names: sizes in bytes, durations in seconds.
+type optionsJSON struct {
+	BulkBytes          int64   `json:"bulk_bytes"`
+	WriteSizeBytes     int     `json:"write_size_bytes"`
+	Streams            int     `json:"streams"`
+	EchoRounds         int     `json:"echo_rounds"`
+	EchoSizeBytes      int     `json:"echo_size_bytes"`
+	InteractiveSeconds float64 `json:"interactive_seconds"`
+	EchoEverySeconds   float64 `json:"echo_every_seconds"`
+	Opens              int     `json:"opens"`
+	IdleStreams        int     `json:"idle_streams"`
+	HOLBytes           int64   `json:"hol_bytes"`
+	AllocsBytes        int64   `json:"allocs_bytes"`
+	MinDurationSeconds float64 `json:"min_duration_seconds"`
+	TimeoutSeconds     float64 `json:"timeout_seconds"`
+}
+
+// MarshalJSON writes the options with their units in the names: sizes in
+// bytes, durations in seconds.
+func (o Options) MarshalJSON() ([]byte, error) {
+	return json.Marshal(optionsJSON{
+		o.BulkBytes, o.WriteSize, o.Streams, o.EchoRounds, o.EchoSize,
+		o.Interactive.Seconds(), o.EchoEvery.Seconds(), o.Opens, o.IdleStreams,
+		o.HOLBytes, o.AllocsBytes, o.MinDuration.Seconds(), o.Timeout.Seconds(),
+	})
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote, so that a saved report can be
+// read back and drawn again.
+func (o *Options) UnmarshalJSON(b []byte) error {
+	var j optionsJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	seconds := func(s float64) time.Duration { return time.Duration(math.Round(s * float64(time.Second))) }
+	*o = Options{
+		BulkBytes: j.BulkBytes, WriteSize: j.WriteSizeBytes, Streams: j.Streams,
+		EchoRounds: j.EchoRounds, EchoSize: j.EchoSizeBytes,
+		Interactive: seconds(j.InteractiveSeconds), EchoEvery: seconds(j.EchoEverySeconds),
+		Opens: j.Opens, IdleStreams: j.IdleStreams, HOLBytes: j.HOLBytes, AllocsBytes: j.AllocsBytes,
+		MinDuration: seconds(j.MinDurationSeconds), Timeout: seconds(j.TimeoutSeconds),
+	}
+	return nil
+}
+
 // Result is what one run of one scenario measured. Metrics maps a metric
-// name (see each scenario) to its value; higher or lower is better as the
-// scenario says.
+// name (see the scenario's Metrics) to its value.
 type Result struct {
 	Scenario string
 	Metrics  map[string]float64
 	Err      error
 }
 
+// Better says which way a metric improves.
+type Better int
+
+// The two directions of a metric.
+const (
+	Higher Better = iota + 1 // more is better: throughput, rates
+	Lower                    // less is better: latency, memory, allocations
+)
+
+// Arrow returns ↑ for Higher and ↓ for Lower, as the table marks metrics.
+func (b Better) Arrow() string {
+	if b == Higher {
+		return "↑"
+	}
+	return "↓"
+}
+
+// MarshalText writes "higher" or "lower", for the JSON report.
+func (b Better) MarshalText() ([]byte, error) {
+	switch b {
+	case Higher:
+		return []byte("higher"), nil
+	case Lower:
+		return []byte("lower"), nil
+	}
+	return nil, fmt.Errorf("scenario: unknown direction %d", int(b))
+}
+
+// UnmarshalText reads "higher" or "lower".
+func (b *Better) UnmarshalText(text []byte) error {
+	switch string(text) {
+	case "higher":
+		*b = Higher
+	case "lower":
+		*b = Lower
+	default:
+		return fmt.Errorf("scenario: unknown direction %q", text)
+	}
+	return nil
+}
+
+// Metric describes one number a scenario reports: its name, which carries
+// its unit ("MB/s", "p99-us"), the way it improves, and a line for -h.
+type Metric struct {
+	Name   string `json:"name"`
+	Better Better `json:"better"`
+	About  string `json:"about"`
+}
+
+// Pass is the metric of a scenario that passes (1) or fails (0) rather than
+// measures; the table shows PASS or FAIL and takes no ratio of it.
+const Pass = "pass"
+
 // Scenario is one workload.
 type Scenario struct {
-	Name string
-	// Primary is the metric the report's ratio column uses.
-	Primary string
-	// HigherIsBetter says how to read Primary.
-	HigherIsBetter bool
-	Run            func(ctx context.Context, tr Transport, o Options) (map[string]float64, error)
+	Name  string `json:"name"`
+	About string `json:"about"` // what it does, one line for -h
+	// Metrics are the numbers the table shows, in its order; the first is
+	// the primary one. Run may report more (the latency distribution), which
+	// the table leaves out.
+	Metrics []Metric `json:"metrics"`
+	// Latency says that Run also reports the latency distribution: a metric
+	// LatencyMetric(q) for every q in LatencyQuantiles.
+	Latency bool `json:"latency,omitempty"`
+	// Run runs the scenario once on tr, within ctx, and returns its
+	// metrics; it never asserts on time.
+	Run func(ctx context.Context, tr Transport, o Options) (map[string]float64, error) `json:"-"`
 }
+
+// Primary returns the scenario's main metric, the one the HTML report's
+// ratio bars lead with.
+func (s Scenario) Primary() Metric { return s.Metrics[0] }
+
+// Metric returns the metric of s named name.
+func (s Scenario) Metric(name string) (Metric, bool) {
+	for _, m := range s.Metrics {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return Metric{}, false
+}
+
+// LatencyQuantiles are the percentiles of the latency distribution that rtt
+// and interactive report, dense in the tail where multiplexers differ; 100
+// is the slowest sample.
+var LatencyQuantiles = []float64{1, 5, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 100}
+
+// LatencyMetric names the metric of percentile q of a latency distribution,
+// in microseconds: "p50-us", "p99.9-us".
+func LatencyMetric(q float64) string { return "p" + strconv.FormatFloat(q, 'f', -1, 64) + "-us" }
 
 // All lists the scenarios in report order.
 var All = []Scenario{
-	{Name: "bulk", Primary: "MB/s", HigherIsBetter: true, Run: Bulk},
-	{Name: "bulk-N", Primary: "MB/s", HigherIsBetter: true, Run: BulkN},
-	{Name: "rtt", Primary: "p50-us", Run: RTT},
-	{Name: "open", Primary: "opens/s", HigherIsBetter: true, Run: Open},
-	{Name: "interactive", Primary: "p99-us", Run: Interactive},
-	{Name: "mem", Primary: "heap-B/stream", Run: Mem},
-	{Name: "hol", Primary: "pass", HigherIsBetter: true, Run: HOL},
-	{Name: "allocs", Primary: "B/MiB", Run: Allocs},
+	{Name: "bulk", About: "one stream moves data one way as fast as it can, in 32 KiB writes", Run: Bulk,
+		Metrics: []Metric{{"MB/s", Higher, "megabytes (10^6) per second, as the receiver saw them"}}},
+	{Name: "bulk-N", About: "16 streams move data at once, the same total as bulk", Run: BulkN,
+		Metrics: []Metric{{"MB/s", Higher, "the aggregate of the streams, megabytes per second"}}},
+	{Name: "rtt", About: "64-byte echoes on one stream, one after the other", Run: RTT, Latency: true,
+		Metrics: []Metric{
+			{"p50-us", Lower, "median round trip, microseconds"},
+			{"p99-us", Lower, "99th percentile round trip, microseconds"},
+		}},
+	{Name: "open", About: "open a stream, accept it, echo one byte, close both sides; in sequence", Run: Open,
+		Metrics: []Metric{{"opens/s", Higher, "cycles per second"}}},
+	{Name: "interactive", About: "a 64-byte echo every ms on one stream while another sends bulk", Run: Interactive, Latency: true,
+		Metrics: []Metric{
+			{"p99-us", Lower, "99th percentile echo, microseconds"},
+			{"p50-us", Lower, "median echo, microseconds"},
+			{"bulk-MB/s", Higher, "what the bulk stream moved meanwhile, megabytes per second"},
+		}},
+	{Name: "mem", About: "hold idle streams open; both ends counted", Run: Mem,
+		Metrics: []Metric{
+			{"heap-B/stream", Lower, "heap bytes per idle stream"},
+			{"goroutines/stream", Lower, "goroutines per idle stream (a row only if some transport has any)"},
+			{"stack-B/stream", Lower, "stack bytes per idle stream, measured only with goroutines per stream"},
+		}},
+	{Name: "hol", About: "one stream's reader stops; another stream must still move its data", Run: HOL,
+		Metrics: []Metric{
+			{Pass, Higher, "PASS if the second stream finished within half the bound of a run"},
+			{"MB/s", Higher, "what the second stream moved, megabytes per second"},
+		}},
+	{Name: "allocs", About: "the whole process's allocations while one stream moves 64 MiB", Run: Allocs,
+		Metrics: []Metric{
+			{"B/MiB", Lower, "bytes allocated per MiB moved (the scenario's own buffers: 1 KiB)"},
+			{"allocs/MiB", Lower, "allocations per MiB moved"},
+		}},
 }
 
 // Names lists the scenarios' names, comma-separated, in report order.

@@ -3,7 +3,6 @@ package scenario
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"sync"
 
@@ -79,24 +78,10 @@ type Mux struct {
 // Name returns "httpstream".
 func (Mux) Name() string { return "httpstream" }
 
-// Notes says which configuration runs.
+// Notes says what the transport is; its Config is in the report's header
+// (Meta.MuxConfig), every field of it.
 func (m Mux) Notes() string {
-	var c mux.Config
-	if m.Config != nil {
-		c = *m.Config
-	}
-	d := mux.DefaultConfig()
-	pick := func(v, def int) int {
-		if v != 0 {
-			return v
-		}
-		return def
-	}
-	return fmt.Sprintf("one TCP connection; frames of %d KiB, stream windows of 16 KiB, %d KiB once data flows, growing to %d KiB, at most %d streams",
-		pick(c.MaxFrameSize, d.MaxFrameSize)>>10,
-		pick(int(c.InitialStreamWindow), int(d.InitialStreamWindow))>>10,
-		pick(int(c.MaxStreamWindow), int(d.MaxStreamWindow))>>10,
-		pick(c.MaxConcurrentStreams, d.MaxConcurrentStreams))
+	return "this library's engine: streams multiplexed over one TCP connection (mux.Config above)"
 }
 
 // NewPair starts a client and a server session over a loopback connection.

@@ -25,23 +25,24 @@ func openStreamPair(ctx context.Context, tr Transport) (p Pair, c, s Stream, don
 	return p, c, s, done, nil
 }
 
-// Bulk moves o.BulkBytes over one stream in o.WriteSize writes. Metric:
-// "MB/s" (higher is better), as the receiver saw it.
+// Bulk moves o.BulkBytes over one stream in o.WriteSize writes, and goes on
+// until o.MinDuration has passed. Metric: "MB/s" (higher is better), as the
+// receiver saw it.
 func Bulk(ctx context.Context, tr Transport, o Options) (map[string]float64, error) {
 	_, c, s, done, err := openStreamPair(ctx, tr)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	elapsed, err := transfer(c, s, o.BulkBytes, o.WriteSize)
+	moved, elapsed, err := transfer(c, s, o.BulkBytes, o.WriteSize, o.MinDuration)
 	if err != nil {
 		return nil, stuck(ctx, err)
 	}
-	return map[string]float64{"MB/s": mbps(o.BulkBytes, elapsed)}, nil
+	return map[string]float64{"MB/s": mbps(moved, elapsed)}, nil
 }
 
-// BulkN moves o.BulkBytes in total over o.Streams streams at once. Metric:
-// "MB/s", the aggregate.
+// BulkN moves o.BulkBytes in total over o.Streams streams at once, each
+// going on until o.MinDuration has passed. Metric: "MB/s", the aggregate.
 func BulkN(ctx context.Context, tr Transport, o Options) (map[string]float64, error) {
 	p, done, err := openPair(ctx, tr)
 	if err != nil {
@@ -59,37 +60,55 @@ func BulkN(ctx context.Context, tr Transport, o Options) (map[string]float64, er
 	}
 	per := o.BulkBytes / int64(o.Streams)
 	start := time.Now()
-	errs := make(chan error, o.Streams)
+	type moved struct {
+		n   int64
+		err error
+	}
+	results := make(chan moved, o.Streams)
 	for _, sp := range streams {
 		go func() {
-			_, err := transfer(sp.c, sp.s, per, o.WriteSize)
-			errs <- err
+			n, _, err := transfer(sp.c, sp.s, per, o.WriteSize, o.MinDuration)
+			results <- moved{n, err}
 		}()
 	}
+	var total int64
 	for range streams {
-		if err := <-errs; err != nil {
-			return nil, stuck(ctx, err)
+		r := <-results
+		if r.err != nil {
+			return nil, stuck(ctx, r.err)
 		}
+		total += r.n
 	}
-	return map[string]float64{"MB/s": mbps(per*int64(o.Streams), time.Since(start))}, nil
+	return map[string]float64{"MB/s": mbps(total, time.Since(start))}, nil
 }
 
-// transfer writes n bytes to c in size-byte writes, closes c, and reads s
-// to io.EOF; it returns the time until the reader saw EOF.
-func transfer(c, s Stream, n int64, size int) (time.Duration, error) {
+// transfer writes at least n bytes to c in size-byte writes, going on until
+// minDur has passed, closes c, and reads s to io.EOF; it returns the bytes
+// moved and the time until the reader saw EOF.
+func transfer(c, s Stream, n int64, size int, minDur time.Duration) (int64, time.Duration, error) {
 	start := time.Now()
-	werr := make(chan error, 1)
+	type sent struct {
+		n   int64
+		err error
+	}
+	wres := make(chan sent, 1)
 	go func() {
 		buf := make([]byte, size)
-		for sent := int64(0); sent < n; {
-			k := int(min(int64(size), n-sent))
+		var total int64
+		// time.Since costs tens of nanoseconds against the microseconds of
+		// a 32 KiB write: checking it every write does not show.
+		for total < n || time.Since(start) < minDur {
+			k := size
+			if total < n {
+				k = int(min(int64(size), n-total))
+			}
 			if _, err := c.Write(buf[:k]); err != nil {
-				werr <- fmt.Errorf("write: %w", err)
+				wres <- sent{err: fmt.Errorf("write: %w", err)}
 				return
 			}
-			sent += int64(k)
+			total += int64(k)
 		}
-		werr <- c.Close()
+		wres <- sent{total, c.Close()}
 	}()
 	buf := make([]byte, size)
 	var got int64
@@ -100,22 +119,25 @@ func transfer(c, s Stream, n int64, size int) (time.Duration, error) {
 			break
 		}
 		if err != nil {
-			return 0, fmt.Errorf("read after %d of %d bytes: %w", got, n, err)
+			return 0, 0, fmt.Errorf("read after %d bytes (at least %d due): %w", got, n, err)
 		}
 	}
 	elapsed := time.Since(start)
-	if err := <-werr; err != nil {
-		return 0, err
+	w := <-wres
+	if w.err != nil {
+		return 0, 0, w.err
 	}
-	if got != n {
-		return 0, fmt.Errorf("received %d bytes, sent %d", got, n)
+	if got != w.n {
+		return 0, 0, fmt.Errorf("received %d bytes, sent %d", got, w.n)
 	}
 	s.Close()
-	return elapsed, nil
+	return got, elapsed, nil
 }
 
-// RTT times o.EchoRounds round trips of o.EchoSize bytes on one stream.
-// Metrics: "p50-us", "p99-us" (lower is better).
+// RTT times at least o.EchoRounds round trips of o.EchoSize bytes on one
+// stream, and goes on until o.MinDuration has passed. Metrics: "p50-us",
+// "p99-us" (lower is better) and the rest of the distribution (see
+// LatencyQuantiles).
 func RTT(ctx context.Context, tr Transport, o Options) (map[string]float64, error) {
 	_, c, s, done, err := openStreamPair(ctx, tr)
 	if err != nil {
@@ -124,12 +146,33 @@ func RTT(ctx context.Context, tr Transport, o Options) (map[string]float64, erro
 	defer done()
 	go echo(s, o.EchoSize)
 	warm := min(100, o.EchoRounds)
-	samples, err := pingPong(c, o.EchoSize, warm+o.EchoRounds, 0)
-	if err != nil {
+	if _, err := pingPong(c, o.EchoSize, warm, 0); err != nil {
 		return nil, stuck(ctx, err)
 	}
-	samples = samples[warm:]
-	return map[string]float64{"p50-us": percentile(samples, 50), "p99-us": percentile(samples, 99)}, nil
+	var samples []time.Duration
+	start := time.Now()
+	for len(samples) < o.EchoRounds || time.Since(start) < o.MinDuration {
+		more, err := pingPong(c, o.EchoSize, max(o.EchoRounds-len(samples), 100), 0)
+		if err != nil {
+			return nil, stuck(ctx, err)
+		}
+		samples = append(samples, more...)
+	}
+	return latencyMetrics(samples, nil), nil
+}
+
+// latencyMetrics adds to m (a new map if nil) the distribution of samples:
+// one metric per LatencyQuantiles, in microseconds.
+func latencyMetrics(samples []time.Duration, m map[string]float64) map[string]float64 {
+	if m == nil {
+		m = map[string]float64{}
+	}
+	sorted := slices.Clone(samples)
+	slices.Sort(sorted)
+	for _, q := range LatencyQuantiles {
+		m[LatencyMetric(q)] = percentileSorted(sorted, q)
+	}
+	return m
 }
 
 // echo writes back every size-byte message read from s until an error.
@@ -190,18 +233,22 @@ func pingPongFor(c Stream, size int, d, every time.Duration) ([]time.Duration, e
 	return samples, nil
 }
 
-// Open runs o.Opens cycles, one after the other, of: open a stream, the
-// server accepts it, echo one byte, both sides close. Metric: "opens/s".
+// Open runs at least o.Opens cycles, one after the other, and goes on until
+// o.MinDuration has passed, of: open a stream, the server accepts it, echo
+// one byte, both sides close. Metric: "opens/s".
 func Open(ctx context.Context, tr Transport, o Options) (map[string]float64, error) {
 	p, done, err := openPair(ctx, tr)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
+	// The client decides when to stop, so it marks the last cycle: its byte
+	// is lastCycle, and the server stops after echoing it.
+	const lastCycle = 0
 	serr := make(chan error, 1)
 	go func() {
 		b := make([]byte, 1)
-		for i := 0; i < o.Opens; i++ {
+		for i := 0; ; i++ {
 			s, err := p.Accept()
 			if err != nil {
 				serr <- fmt.Errorf("accept %d: %w", i, err)
@@ -216,34 +263,48 @@ func Open(ctx context.Context, tr Transport, o Options) (map[string]float64, err
 				return
 			}
 			s.Close()
+			if b[0] == lastCycle {
+				serr <- nil
+				return
+			}
 		}
-		serr <- nil
 	}()
 	start := time.Now()
-	b := []byte{1}
-	for i := 0; i < o.Opens; i++ {
+	b := make([]byte, 1)
+	cycles := 0
+	for {
+		last := cycles+1 >= o.Opens && time.Since(start) >= o.MinDuration
+		b[0] = 1
+		if last {
+			b[0] = lastCycle
+		}
 		c, err := p.Open()
 		if err != nil {
-			return nil, stuck(ctx, fmt.Errorf("open %d: %w", i, err))
+			return nil, stuck(ctx, fmt.Errorf("open %d: %w", cycles, err))
 		}
 		if _, err := c.Write(b); err != nil {
-			return nil, stuck(ctx, fmt.Errorf("write %d: %w", i, err))
+			return nil, stuck(ctx, fmt.Errorf("write %d: %w", cycles, err))
 		}
 		if _, err := io.ReadFull(c, b); err != nil {
-			return nil, stuck(ctx, fmt.Errorf("read %d: %w", i, err))
+			return nil, stuck(ctx, fmt.Errorf("read %d: %w", cycles, err))
 		}
 		c.Close()
+		cycles++
+		if last {
+			break
+		}
 	}
 	elapsed := time.Since(start)
 	if err := <-serr; err != nil {
 		return nil, stuck(ctx, err)
 	}
-	return map[string]float64{"opens/s": float64(o.Opens) / elapsed.Seconds()}, nil
+	return map[string]float64{"opens/s": float64(cycles) / elapsed.Seconds()}, nil
 }
 
 // Interactive echoes o.EchoSize bytes every o.EchoEvery on one stream while
 // another stream sends bulk at full speed, for o.Interactive. Metrics:
-// "p50-us", "p99-us" of the echo (lower is better) and "bulk-MB/s".
+// "p50-us", "p99-us" and the rest of the distribution of the echo (lower is
+// better), and "bulk-MB/s".
 func Interactive(ctx context.Context, tr Transport, o Options) (map[string]float64, error) {
 	p, bc, bs, done, err := openStreamPair(ctx, tr)
 	if err != nil {
@@ -294,16 +355,13 @@ func Interactive(ctx context.Context, tr Transport, o Options) (map[string]float
 	if err != nil {
 		return nil, stuck(ctx, err)
 	}
-	return map[string]float64{
-		"p50-us":    percentile(samples, 50),
-		"p99-us":    percentile(samples, 99),
-		"bulk-MB/s": mbps(moved, elapsed),
-	}, nil
+	return latencyMetrics(samples, map[string]float64{"bulk-MB/s": mbps(moved, elapsed)}), nil
 }
 
 // Mem opens o.IdleStreams streams and leaves them idle. Metrics, per stream
-// and both ends together: "heap-B/stream", "stack-B/stream",
-// "goroutines/stream" (lower is better).
+// and both ends together (lower is better): "heap-B/stream",
+// "goroutines/stream", and "stack-B/stream" only if there are goroutines
+// per stream.
 func Mem(ctx context.Context, tr Transport, o Options) (map[string]float64, error) {
 	p, done, err := openPair(ctx, tr)
 	if err != nil {
@@ -327,8 +385,14 @@ func Mem(ctx context.Context, tr Transport, o Options) (map[string]float64, erro
 	n := float64(o.IdleStreams)
 	m := map[string]float64{
 		"heap-B/stream":     float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n,
-		"stack-B/stream":    float64(int64(after.StackInuse)-int64(before.StackInuse)) / n,
 		"goroutines/stream": float64(gAfter-gBefore) / n,
+	}
+	// Stacks belong to goroutines. Without goroutines per stream, what
+	// StackInuse moved by is other goroutines' stacks growing or being
+	// shrunk by the GC, whole 32 KiB spans at a time: it read -81.92 or
+	// +197 B/stream from one run to the next, noise and not a cost.
+	if gAfter-gBefore >= o.IdleStreams {
+		m["stack-B/stream"] = float64(int64(after.StackInuse)-int64(before.StackInuse)) / n
 	}
 	runtime.KeepAlive(kept)
 	return m, nil
@@ -343,7 +407,7 @@ func memNow() (runtime.MemStats, int) {
 }
 
 // HOL stops reading one stream while its writer keeps writing, and moves
-// o.HOLBytes over a second stream. Metrics: "pass" (1 if the second stream
+// o.HOLBytes over a second stream, for at least o.MinDuration. Metrics: "pass" (1 if the second stream
 // finished within half the time bound, else 0) and "MB/s" of the second
 // stream. A transport without per-stream flow control fails it.
 func HOL(ctx context.Context, tr Transport, o Options) (map[string]float64, error) {
@@ -366,6 +430,7 @@ func HOL(ctx context.Context, tr Transport, o Options) (map[string]float64, erro
 	bound := time.NewTimer(o.Timeout / 2)
 	defer bound.Stop()
 	type result struct {
+		n   int64
 		d   time.Duration
 		err error
 	}
@@ -376,43 +441,45 @@ func HOL(ctx context.Context, tr Transport, o Options) (map[string]float64, erro
 			ch <- result{err: fmt.Errorf("second stream: %w", err)}
 			return
 		}
-		d, err := transfer(c, s, o.HOLBytes, o.WriteSize)
-		ch <- result{d, err}
+		n, d, err := transfer(c, s, o.HOLBytes, o.WriteSize, o.MinDuration)
+		ch <- result{n, d, err}
 	}()
 	select {
 	case r := <-ch:
 		if r.err != nil {
 			return nil, stuck(ctx, r.err)
 		}
-		return map[string]float64{"pass": 1, "MB/s": mbps(o.HOLBytes, r.d)}, nil
+		return map[string]float64{Pass: 1, "MB/s": mbps(r.n, r.d)}, nil
 	case <-bound.C:
-		return map[string]float64{"pass": 0}, nil
+		return map[string]float64{Pass: 0}, nil
 	case <-ctx.Done():
-		return map[string]float64{"pass": 0}, nil
+		return map[string]float64{Pass: 0}, nil
 	}
 }
 
-// Allocs moves min(o.BulkBytes, 64 MiB) over one stream and counts what the
-// process allocated meanwhile. Metrics: "B/MiB" and "allocs/MiB" (lower is
-// better).
+// Allocs moves o.AllocsBytes over one stream and counts what the process
+// allocated meanwhile. Metrics: "B/MiB" and "allocs/MiB" (lower is better).
+// It takes no MinDuration: it counts, and a count per MiB moved does not
+// depend on how long the run took (the three runs of a report agree to the
+// byte).
 func Allocs(ctx context.Context, tr Transport, o Options) (map[string]float64, error) {
 	p, c, s, done, err := openStreamPair(ctx, tr)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	n := min(o.BulkBytes, 64<<20)
+	n := o.AllocsBytes
 	// Warm up windows and pools with a first transfer on another stream.
 	wc, ws, err := streamPair(p)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := transfer(wc, ws, min(n, 8<<20), o.WriteSize); err != nil {
+	if _, _, err := transfer(wc, ws, min(n, 8<<20), o.WriteSize, 0); err != nil {
 		return nil, stuck(ctx, err)
 	}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	if _, err := transfer(c, s, n, o.WriteSize); err != nil {
+	if _, _, err := transfer(c, s, n, o.WriteSize, 0); err != nil {
 		return nil, stuck(ctx, err)
 	}
 	runtime.ReadMemStats(&after)
@@ -430,13 +497,12 @@ func mbps(n int64, d time.Duration) float64 {
 	return float64(n) / d.Seconds() / 1e6
 }
 
-// percentile returns the p-th percentile of samples, in microseconds.
-func percentile(samples []time.Duration, p float64) float64 {
-	if len(samples) == 0 {
+// percentileSorted returns the p-th percentile of sorted samples, in
+// microseconds.
+func percentileSorted(sorted []time.Duration, p float64) float64 {
+	if len(sorted) == 0 {
 		return 0
 	}
-	s := slices.Clone(samples)
-	slices.Sort(s)
-	i := int(float64(len(s)-1) * p / 100)
-	return float64(s[i]) / float64(time.Microsecond)
+	i := int(float64(len(sorted)-1) * p / 100)
+	return float64(sorted[i]) / float64(time.Microsecond)
 }
