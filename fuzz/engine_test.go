@@ -366,42 +366,38 @@ func (d *driver) write(b []byte) {
 	}
 }
 
-func (d *driver) run(p []byte) {
-	next := func() byte {
-		if len(p) == 0 {
-			return 0
+func (d *driver) run(program []byte) {
+	for _, st := range parseProgram(program) {
+		if d.broken {
+			return
 		}
-		c := p[0]
-		p = p[1:]
-		return c
-	}
-	for len(p) > 0 && !d.broken {
-		switch next() % opCount {
+		a := st.args
+		switch st.op {
 		case opOpen:
-			d.open(next())
+			d.open(a[0])
 		case opData:
-			if ds := d.pick(next()); ds != nil {
-				d.data(ds, int(next())*4, false)
+			if ds := d.pick(a[0]); ds != nil {
+				d.data(ds, int(a[1])*4, false)
 			}
 		case opDataPastWindow:
-			if ds := d.pick(next()); ds != nil {
+			if ds := d.pick(a[0]); ds != nil {
 				d.ps.mu.Lock()
 				w := ds.window
 				d.ps.mu.Unlock()
-				d.data(ds, int(w)+1+int(next()), true)
+				d.data(ds, int(w)+1+int(a[1]), true)
 			}
 		case opEnd:
-			if ds := d.pick(next()); ds != nil {
+			if ds := d.pick(a[0]); ds != nil {
 				d.end(ds)
 			}
 		case opReset:
-			if ds := d.pick(next()); ds != nil {
+			if ds := d.pick(a[0]); ds != nil {
 				d.write(frame.AppendReset(nil, ds.id, frame.CodeCancel, "fuzz"))
 				ds.dead = true
 			}
 		case opWindowUpdate:
-			id := uint32(next())
-			inc := uint32(next())<<8 | uint32(next())
+			id := uint32(a[0])
+			inc := uint32(a[1])<<8 | uint32(a[2])
 			if ds := d.pick(byte(id)); ds != nil {
 				id = ds.id
 			}
@@ -410,26 +406,21 @@ func (d *driver) run(p []byte) {
 			}
 			d.write(frame.AppendWindowUpdate(nil, id, inc))
 		case opPing:
-			d.write(frame.AppendPing(nil, 0, [8]byte{next()}))
+			d.write(frame.AppendPing(nil, 0, [8]byte{a[0]}))
 		case opGoAway:
-			last, code := uint32(next()), frame.ErrCode(next()%14)
+			last, code := uint32(a[0]), frame.ErrCode(a[1]%14)
 			if last != 0 {
 				d.valid = false // the session opened nothing: any last ID is bogus
 			}
 			d.write(frame.AppendGoAway(nil, last, code, "fuzz"))
 		case opGarbage:
-			n := int(next() % 32)
-			junk := make([]byte, 0, n)
-			for range n {
-				junk = append(junk, next())
-			}
-			d.write(junk)
+			d.write(append([]byte(nil), a[1:]...))
 			d.valid, d.aligned = false, false
 		case opSettings:
 			d.write(frame.AppendSettings(nil)) // SPEC 2.3: only one
 			d.valid = false
 		case opUnknown:
-			n := int(next())
+			n := int(a[0])
 			d.write(append(frame.AppendFrameHeader(nil, frame.FrameHeader{Length: uint32(n), Type: 0x40 | frame.FrameType(n%16), StreamID: uint32(n)}), make([]byte, n)...))
 		case opBadHeaders:
 			id := d.nextID
@@ -439,6 +430,49 @@ func (d *driver) run(p []byte) {
 			d.write(append(frame.AppendFrameHeader(nil, frame.FrameHeader{Length: uint32(len(bad)), Type: frame.FrameOpen, StreamID: id}), bad...))
 		}
 	}
+}
+
+// step is one operation of a program and its argument bytes.
+type step struct {
+	op   byte
+	args []byte
+}
+
+// opArgs is how many argument bytes each operation takes; opGarbage takes
+// one more byte per junk byte its first argument asks for.
+var opArgs = [opCount]int{
+	opOpen: 1, opData: 2, opReset: 1, opWindowUpdate: 3, opPing: 1, opGoAway: 2,
+	opGarbage: 1, opSettings: 0, opUnknown: 1, opDataPastWindow: 2, opEnd: 1, opBadHeaders: 0,
+}
+
+// parseProgram splits a program into steps: the first byte of each step,
+// modulo opCount, is its operation, and the bytes after it its arguments. A
+// program that ends inside a step reads zeros for the missing bytes, so
+// every input is a program.
+func parseProgram(p []byte) []step {
+	next := func() byte {
+		if len(p) == 0 {
+			return 0
+		}
+		c := p[0]
+		p = p[1:]
+		return c
+	}
+	var steps []step
+	for len(p) > 0 {
+		st := step{op: next() % opCount}
+		for range opArgs[st.op] {
+			st.args = append(st.args, next())
+		}
+		if st.op == opGarbage {
+			st.args[0] %= 32
+			for range int(st.args[0]) {
+				st.args = append(st.args, next())
+			}
+		}
+		steps = append(steps, st)
+	}
+	return steps
 }
 
 func (d *driver) known(id uint32) bool {
