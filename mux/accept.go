@@ -49,7 +49,8 @@ func (s *Session) acceptLoop() {
 			}
 			st.mu.Unlock()
 			if !reset { // SPEC 6.2: nothing more is sent on a reset stream
-				s.w.queueControl(frame.AppendRefuse(nil, st.id, frame.CodeRefused, err.Error()))
+				// An answer to the peer's OPEN: capped (SPEC 10.2).
+				s.w.queueAnswer(frame.AppendRefuse(nil, st.id, frame.CodeRefused, err.Error()))
 				s.counters.refusalsSent.Add(1)
 			}
 			s.forget(st)
@@ -68,7 +69,9 @@ func (s *Session) runHandler(st *Stream, replySent <-chan struct{}) (err error) 
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("httpstream: NewStreamHandler panicked; the stream is refused", "stream", st.id, "panic", p, "stack", string(debug.Stack()))
-			err = fmt.Errorf("the handler failed (panic: %v)", p)
+			// The peer learns that the handler failed, not how: the
+			// panic's text may hold internals (net/http sends none).
+			err = errHandlerPanicked
 		}
 	}()
 	return s.handler(st, replySent)
@@ -108,6 +111,8 @@ func (s *Session) Accept(ctx context.Context) (*Stream, error) {
 		}
 	}
 }
+
+var errHandlerPanicked = errors.New("the stream handler failed")
 
 var errNotAccepting = errors.New("httpstream: Accept needs Config.AcceptStreams (with a nil NewStreamHandler); this session gives streams to its handler, or refuses them")
 
@@ -209,15 +214,15 @@ func (st *Stream) accept() {
 	}
 	st.peerMaySend = true
 	st.mu.Unlock()
+	st.sess.counters.accepted.Add(1) // counted before the peer can know
 	var b [frame.HeaderSize]byte
-	st.sess.w.queueControl(frame.AppendAccept(b[:0], st.id))
+	st.sess.w.queueAnswer(frame.AppendAccept(b[:0], st.id))
 	st.mu.Lock()
 	if st.err != nil {
 		st.mu.Unlock()
 		return
 	}
 	st.accepted = true
-	st.sess.counters.accepted.Add(1)
 	endNow := st.endQueued && !st.writing
 	st.cond.Broadcast()
 	st.mu.Unlock()

@@ -89,8 +89,10 @@ type Config struct {
 	KeepAliveTimeout time.Duration
 	// IdleTimeout closes the session after this long without stream
 	// activity (opens, data, half-closes, resets, in either direction).
-	// Pings and window updates are not activity. Default: none.
-	// Session.SetIdleTimeout changes it at any time.
+	// Pings and window updates are not activity. The close is on purpose
+	// (GOAWAY SESSION_CLOSED): the peer's streams end with io.EOF, as
+	// Kubernetes' do. Default: none. Session.SetIdleTimeout changes it at
+	// any time.
 	IdleTimeout time.Duration
 	// StreamOpenTimeout bounds how long CreateStream and OpenStream wait for
 	// the peer to accept or refuse. Default 30s; negative: wait for the

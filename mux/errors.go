@@ -103,13 +103,13 @@ func (e *resetError) Unwrap() error        { return e.cause }
 func (e *resetError) Is(target error) bool { return target == ErrStreamReset }
 
 // isPeerClose reports whether a session's end cause is the peer's close on
-// purpose, after which streams read to io.EOF, as Kubernetes' do: its
-// Close or Shutdown (GOAWAY SESSION_CLOSED), or its idle or keepalive
-// timeout (TIMEOUT). Everything it sent before the GOAWAY has arrived.
-// A GOAWAY that says this side broke the protocol is a failure.
+// purpose (GOAWAY SESSION_CLOSED: its Close, Shutdown or idle timeout),
+// after which streams read to io.EOF, as Kubernetes' do. Any other code
+// (a keepalive TIMEOUT, a protocol error) is a failure: a stream cut by it
+// must not read as complete.
 func isPeerClose(cause error) bool {
 	var g *goAwayError
-	return errors.As(cause, &g) && (g.code == frame.CodeSessionClosed || g.code == frame.CodeTimeout)
+	return errors.As(cause, &g) && g.code == frame.CodeSessionClosed
 }
 
 // refusedError: the peer declined a stream this side opened.

@@ -53,7 +53,9 @@ func (s *Session) monitor() {
 		if idle := time.Duration(s.idleTimeout.Load()); idle > 0 {
 			due := time.Unix(0, s.lastActivity.Load()).Add(idle)
 			if !now.Before(due) {
-				s.closeWith(fmt.Errorf("idle timeout: no stream activity for %v", idle), frame.CodeTimeout, "idle timeout")
+				// A close on purpose, like Close (SPEC 9.2): the peer's
+				// streams end with io.EOF, as Kubernetes' do.
+				s.closeWith(fmt.Errorf("idle timeout: no stream activity for %v", idle), frame.CodeSessionClosed, "idle timeout")
 				return
 			}
 			wake = earlier(wake, due)

@@ -26,6 +26,10 @@ func (s *Session) readLoop() {
 		// SPEC 9.1: a session error: GOAWAY with the code and reason.
 		s.log.Debug("httpstream: peer broke the protocol", "code", se.Code.String(), "reason", se.Reason)
 		s.closeWith(&protocolError{byPeer: true, err: se}, se.Code, se.Reason)
+		// Read on until the peer closes (or finishClose's deadline): a
+		// socket closed with unread octets sends a TCP reset, which can
+		// make the peer's kernel drop the GOAWAY that says what was wrong.
+		io.Copy(io.Discard, s.conn)
 	case errors.Is(err, frame.ErrBadPreface), errors.Is(err, frame.ErrVersionMismatch):
 		// SPEC 2.2: the peer does not speak this protocol: no GOAWAY,
 		// but the preface and SETTINGS already queued go out first.
@@ -413,6 +417,7 @@ func (s *Session) handlePing(f *frame.Frame) error {
 	for _, c := range f.PingData {
 		id = id<<8 | uint64(c)
 	}
+	id ^= s.pingKey
 	s.mu.Lock()
 	p := s.pings[id]
 	delete(s.pings, id)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"sync"
@@ -40,6 +41,7 @@ type Session struct {
 	err           error  // sticky *closedError once the session ends
 	pings         map[uint64]*pendingPing
 	pingSeq       uint64
+	pingKey       uint64        // PING data is pingSeq^pingKey: a peer cannot answer PINGs it did not read
 	drained       chan struct{} // closed when a shutting-down session has no streams left
 	keepalivePing *pendingPing  // the monitor's outstanding ping, if any
 	acceptQueue   []*Stream     // peer-opened streams for the handler, in open order; may hold reset ones
@@ -127,6 +129,7 @@ func newSession(conn net.Conn, handler httpstream.NewStreamHandler, cfg *Config,
 		readDone:     make(chan struct{}),
 		acceptReady:  make(chan struct{}, 1),
 		acceptDone:   make(chan struct{}),
+		pingKey:      rand.Uint64(),
 		idleChanged:  make(chan struct{}, 1),
 	}
 	if client {
@@ -402,7 +405,7 @@ func (s *Session) sendPingLocked(done chan time.Duration) *pendingPing {
 	p := &pendingPing{sent: time.Now(), done: done}
 	s.pings[s.pingSeq] = p
 	var data [8]byte
-	putUint64(data[:], s.pingSeq)
+	putUint64(data[:], s.pingSeq^s.pingKey)
 	s.w.queueControl(frame.AppendPing(nil, 0, data))
 	return p
 }

@@ -52,6 +52,7 @@ type Stream struct {
 	copies     int    // frames taken by the writer, not yet written, copied out of the Write's slice
 	copiedN    int    // octets in those copies
 	lost       bool   // a frame of the Write failed to reach the connection
+	dropped    bool   // the writer dropped the stream from its queue at a passed deadline
 	inReady    bool   // in the writer's ready queue; guarded by writer.mu
 	queued     bool   // waiting for the handler; guarded by Session.mu
 	holdsPlace bool   // forgotten with unread data: still counted in the session's limits
@@ -114,8 +115,8 @@ func (st *Stream) RemoteAddr() net.Addr { return st.sess.conn.RemoteAddr() }
 
 // Read reads data the peer sent. It returns io.EOF once every octet has
 // been read after the peer half-closed the stream, and also after the peer
-// ended it on purpose: reset it, or closed the session (Session.Close or
-// Shutdown at the peer), because, as with Kubernetes' streams, a peer may
+// ended it on purpose: reset it, or closed the session (Session.Close,
+// Shutdown or its idle timeout, at the peer), because, as with Kubernetes' streams, a peer may
 // write a last message and reset or close at once (EndReason tells these
 // ends apart). When the connection failed or the session ended on an error
 // (a protocol error, a keepalive timeout), Read fails, after the data that
@@ -317,7 +318,7 @@ func (st *Stream) writeLocked(p []byte) (int, error) {
 				// chunk counts, since the caller cannot know which part
 				// went out.
 				st.pending = nil
-				return n, st.err
+				return n, st.lostErrLocked()
 			}
 			if st.inFlight == 0 {
 				// No frame being written points into p, so the rest can
@@ -325,6 +326,19 @@ func (st *Stream) writeLocked(p []byte) (int, error) {
 				stop := st.err
 				if stop == nil && st.deadlinePassedLocked(st.writeDeadlineLocked()) {
 					stop = errDeadline
+				}
+				if stop == nil && st.dropped && len(st.pending) > 0 {
+					// The writer dropped the stream at a deadline that has
+					// since moved: hand the rest back to it.
+					st.dropped = false
+					st.mu.Unlock()
+					err := st.sess.w.submit(st)
+					st.mu.Lock()
+					if err != nil {
+						st.pending = nil
+						return n, err
+					}
+					continue
 				}
 				if stop != nil {
 					unsent := len(st.pending)
@@ -334,7 +348,7 @@ func (st *Stream) writeLocked(p []byte) (int, error) {
 					if stop != errDeadline {
 						// Copies still in flight go out only if the
 						// session lives: they are not counted.
-						taken -= st.copiedN
+						taken -= min(st.copiedN, taken)
 					}
 					return n + taken, stop
 				}
@@ -342,7 +356,7 @@ func (st *Stream) writeLocked(p []byte) (int, error) {
 			st.cond.Wait()
 		}
 		if st.lost {
-			return n, st.err
+			return n, st.lostErrLocked()
 		}
 		n += k
 		p = p[k:]
@@ -418,7 +432,18 @@ func (st *Stream) Reset() error {
 func (st *Stream) resetWith(code frame.ErrCode, reason string, queue func([]byte)) {
 	st.mu.Lock()
 	if st.err != nil {
+		// Ended already (by the peer, say): still drop what is unread and
+		// give back a place that data held.
+		st.discard = true
+		st.recv.drop()
+		st.readN = 0
+		release := st.holdsPlace
+		st.holdsPlace = false
+		st.cond.Broadcast()
 		st.mu.Unlock()
+		if release {
+			st.sess.releaseHeldPlace(st)
+		}
 		return
 	}
 	done := st.sentEnd && st.recvEnd // the peer has forgotten it: nothing to send
@@ -644,4 +669,14 @@ func stopTimer(t *time.Timer) {
 	if t != nil {
 		t.Stop()
 	}
+}
+
+func (st *Stream) lostErrLocked() error {
+	if st.err != nil {
+		return st.err
+	}
+	if err := st.sess.w.err(); err != nil {
+		return &closedError{cause: &connError{op: "writing", err: err}}
+	}
+	return &closedError{cause: errors.New("the connection failed")}
 }

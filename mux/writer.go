@@ -155,9 +155,6 @@ func (w *writer) queueAnswer(b []byte) {
 	if w.sealed || w.failed != nil {
 		return
 	}
-	if w.s.trace {
-		w.s.traceFrame("sent", b)
-	}
 	if w.answers >= maxQueuedControl {
 		select {
 		case <-w.overflow:
@@ -165,6 +162,9 @@ func (w *writer) queueAnswer(b []byte) {
 			close(w.overflow)
 		}
 		return
+	}
+	if w.s.trace {
+		w.s.traceFrame("sent", b)
 	}
 	w.answers++
 	w.ctrlN++
@@ -359,6 +359,7 @@ func (w *writer) buildLocked() bool {
 		if len(st.pending) > 0 && st.stopSendingLocked() {
 			// Ended, or past its write deadline: its Write takes back
 			// what is pending.
+			st.dropped = true
 			st.cond.Broadcast()
 			st.mu.Unlock()
 			st.inReady = false
@@ -383,12 +384,13 @@ func (w *writer) buildLocked() bool {
 			st.inFlight++
 		}
 		more := len(st.pending) > 0
+		window := st.sendWindow + int64(len(st.pending))
 		st.mu.Unlock()
 
 		start := len(w.hdrs)
 		w.hdrs = frame.AppendFrameHeader(w.hdrs, frame.FrameHeader{Length: uint32(n), Type: frame.FrameData, StreamID: st.id})
 		if w.s.trace {
-			w.s.traceFrame("sent", w.hdrs[start:], slog.Int64("window", st.sendWindow+int64(len(st.pending))))
+			w.s.traceFrame("sent", w.hdrs[start:], slog.Int64("window", window))
 		}
 		w.bufs = append(w.bufs, w.hdrs[start:], data)
 		w.batch = append(w.batch, batchFrame{st, copied, n})
