@@ -2,6 +2,7 @@ package upgrade
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -84,6 +85,7 @@ func (c *bufferedConn) WriteBuffers(v *net.Buffers) (int64, error) {
 type upgradedBody struct {
 	mu     sync.Mutex // guards conn
 	conn   net.Conn   // nil once taken by NewConnection or closed
+	att    *attempt   // the handshake it answers
 	forget func()     // drops the RoundTripper's lookup entry for this body
 }
 
@@ -113,15 +115,18 @@ func (b *upgradedBody) take() net.Conn {
 	return conn
 }
 
-// closingBody is the Body of any other response. Reads stay cancelable by
-// the request's context, and report its cause rather than an I/O timeout
-// when it ends; Close closes the connection, since a connection that carried
-// a refused upgrade is never reused.
+// closingBody is the Body of any other response. Reads stay bounded by the
+// request's context and HandshakeTimeout, and report the cause rather than
+// an I/O timeout when one ends; Close closes the connection, since a
+// connection that carried a refused upgrade is never reused.
 type closingBody struct {
-	body  io.ReadCloser
-	conn  net.Conn
-	guard *contextGuard
-	once  sync.Once
+	body   io.ReadCloser
+	conn   net.Conn
+	guard  *contextGuard
+	att    *attempt           // the handshake it answers
+	cancel context.CancelFunc // ends the handshake's context
+	forget func()             // drops the RoundTripper's lookup entry for this body
+	once   sync.Once
 }
 
 // Read reads the response body.
@@ -138,6 +143,8 @@ func (b *closingBody) Close() error {
 	var err error
 	b.once.Do(func() {
 		b.guard.stop()
+		b.cancel()
+		b.forget()
 		_ = b.body.Close()
 		err = b.conn.Close()
 	})

@@ -15,17 +15,30 @@ import (
 // Dial connects to the server req.URL names, directly or through the proxy
 // the Proxier picks for req, with TLS when the scheme is https, and writes
 // req to the connection exactly as it is: RoundTrip adds the upgrade headers
-// before it calls Dial. The returned connection is positioned after the
-// request, for the caller to read the response.
+// before it sends a request. The returned connection is positioned after
+// the request, for the caller to read the response.
 //
-// req.Context() bounds the dial, every proxy and TLS handshake and the
-// write; once Dial has returned, the context no longer affects the
-// connection. Dial exists for Kubernetes callers, which use it through
+// req.Context() and HandshakeTimeout bound the dial, every proxy and TLS
+// handshake and the write; once Dial has returned, neither affects the
+// connection, and reading the response is the caller's to bound. Dial
+// exists for Kubernetes callers, which use it through
 // k8s.io/apimachinery/pkg/util/net.Dialer; most callers want RoundTrip.
 func (rt *RoundTripper) Dial(req *http.Request) (net.Conn, error) {
 	if req == nil {
 		return nil, errors.New("upgrade: Dial needs a request, got nil")
 	}
+	host := ""
+	if req.URL != nil {
+		host = req.URL.Host
+	}
+	ctx, cancel := withStepTimeout(req.Context(), rt.handshakeTimeout,
+		"connecting to "+host+" and sending the request", "RoundTripperConfig.HandshakeTimeout")
+	defer cancel()
+	return rt.dialAndSend(req.WithContext(ctx))
+}
+
+// dialAndSend does Dial's work, bounded by req's context alone.
+func (rt *RoundTripper) dialAndSend(req *http.Request) (net.Conn, error) {
 	conn, err := rt.dial(req)
 	if err != nil {
 		closeRequestBody(req)

@@ -1,6 +1,7 @@
 package upgrade
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -23,7 +24,12 @@ type dialer struct {
 // u, as Kubernetes' spdy.NewDialer does. The request goes through client,
 // whose Transport must be rt or wrap it (adding authentication, say);
 // a nil client sends it through rt directly. NewConnection of rt turns
-// the response into the Connection.
+// the response into the Connection, a *mux.Session for this package's
+// RoundTripper.
+//
+// Its Dial is bounded by the RoundTripper's HandshakeTimeout (30 seconds
+// by default); pass it to DialContext to bound or cancel it with a
+// context as well.
 func NewDialer(rt httpstream.UpgradeRoundTripper, client *http.Client, method string, u *url.URL) httpstream.Dialer {
 	return &dialer{rt: rt, client: client, method: method, url: u}
 }
@@ -34,8 +40,19 @@ func NewDialer(rt httpstream.UpgradeRoundTripper, client *http.Client, method st
 // X-Stream-Protocol-Version answer, see httpstream.Handshake), which is ""
 // if it chose none. When the server refuses with 403 and lists what it
 // accepts in X-Accepted-Stream-Protocol-Versions, the error names both
-// lists; it still satisfies httpstream.IsUpgradeFailure.
+// lists; it still satisfies httpstream.IsUpgradeFailure. It is
+// DialContext with context.Background().
 func (d *dialer) Dial(protocols ...string) (httpstream.Connection, string, error) {
+	return d.DialContext(context.Background(), protocols...)
+}
+
+// DialContext is Dial bounded by ctx as well: its end aborts the dial,
+// the handshake and the reading of a refusal, with an error that wraps
+// its cause. Once Dial has returned the Connection, ctx no longer matters.
+func (d *dialer) DialContext(ctx context.Context, protocols ...string) (httpstream.Connection, string, error) {
+	if ctx == nil {
+		return nil, "", errors.New("upgrade: DialContext needs a context, got nil")
+	}
 	if d.rt == nil {
 		return nil, "", errors.New("upgrade: NewDialer was given a nil UpgradeRoundTripper: pass the one the client's Transport uses")
 	}
@@ -46,6 +63,7 @@ func (d *dialer) Dial(protocols ...string) (httpstream.Connection, string, error
 	if err != nil {
 		return nil, "", fmt.Errorf("upgrade: building the %s request to %s: %w", d.method, d.url.Redacted(), err)
 	}
+	req = req.WithContext(ctx)
 	for _, p := range protocols {
 		req.Header.Add(httpstream.HeaderProtocolVersion, p)
 	}
@@ -55,6 +73,14 @@ func (d *dialer) Dial(protocols ...string) (httpstream.Connection, string, error
 	}
 	resp, err := client.Do(req)
 	if err != nil {
+		// http.Client wraps the RoundTripper's error in a *url.Error, whose
+		// Timeout looks only one level down: unwrapped, the error of a
+		// timed-out handshake is a net.Error with Timeout true, as
+		// RoundTrip's is. Op and URL (without its password) stay in the text.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = fmt.Errorf("%s %q: %w", ue.Op, ue.URL, ue.Err)
+		}
 		return nil, "", fmt.Errorf("upgrade: sending the upgrade request: %w", err)
 	}
 	// Closing after NewConnection took the connection only stops what
@@ -71,6 +97,59 @@ func (d *dialer) Dial(protocols ...string) (httpstream.Connection, string, error
 		return nil, "", err
 	}
 	return conn, resp.Header.Get(httpstream.HeaderProtocolVersion), nil
+}
+
+// contextDialer is a Dialer that can be bounded by a context, as the one
+// NewDialer returns.
+type contextDialer interface {
+	DialContext(ctx context.Context, protocols ...string) (httpstream.Connection, string, error)
+}
+
+// DialContext dials with d, bounded by ctx: the context-taking form of
+// httpstream.Dialer's Dial. With the Dialer NewDialer returns, ctx bounds
+// the dial, the handshake and the reading of a refusal, and its end aborts
+// them at once with an error that wraps its cause (context.Canceled,
+// context.DeadlineExceeded); the RoundTripper's HandshakeTimeout still
+// applies within it. Once the Connection is returned, ctx no longer
+// matters.
+//
+// A Dialer from elsewhere that has a DialContext(ctx, protocols...) method
+// is called through it. Any other Dialer is called on a goroutine of its
+// own: when ctx ends first, DialContext returns at once with ctx's error,
+// and the Connection that Dial may still return later is closed.
+func DialContext(ctx context.Context, d httpstream.Dialer, protocols ...string) (httpstream.Connection, string, error) {
+	if d == nil {
+		return nil, "", errors.New("upgrade: DialContext needs a Dialer, got nil")
+	}
+	if cd, ok := d.(contextDialer); ok {
+		return cd.DialContext(ctx, protocols...)
+	}
+	if err := context.Cause(ctx); err != nil {
+		return nil, "", fmt.Errorf("upgrade: dialing: %w", err)
+	}
+	type result struct {
+		conn     httpstream.Connection
+		protocol string
+		err      error
+	}
+	done := make(chan result, 1)
+	// Owned by d: it ends when d.Dial returns; a result nobody waits for
+	// any more is closed.
+	go func() {
+		conn, protocol, err := d.Dial(protocols...)
+		done <- result{conn, protocol, err}
+	}()
+	select {
+	case r := <-done:
+		return r.conn, r.protocol, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.conn != nil {
+				_ = r.conn.Close()
+			}
+		}()
+		return nil, "", fmt.Errorf("upgrade: dialing: %w", context.Cause(ctx))
+	}
 }
 
 // newRequest builds the request for method and a copy of u. Going through

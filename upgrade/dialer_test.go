@@ -15,7 +15,7 @@ import (
 // X-Stream-Protocol-Version lines it received.
 func negotiatingServer(t *testing.T, serverProtocols ...string) (*url.URL, <-chan []string) {
 	echo := newEchoServer(t)
-	offered := make(chan []string, 1)
+	offered := make(chan []string, 8) // TunnelAuto may make two requests
 	srv, _ := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		offered <- r.Header.Values(httpstream.HeaderProtocolVersion)
 		if _, err := httpstream.Handshake(r, w, serverProtocols); err != nil {

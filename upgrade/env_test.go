@@ -94,13 +94,16 @@ func TestProxyFromTheEnvironmentHonoursNoProxyCIDRs(t *testing.T) {
 		t.Fatalf("child process: %v", err)
 	}
 
-	if targets, _ := httpProxy.seen(); len(targets) != 1 || targets[0] != plainName {
-		t.Errorf("HTTP proxy carried %q, want only %s (a direct address went through it?)", targets, plainName)
+	// One connection per Tunnel the child tries.
+	want := strings.TrimSuffix(strings.Repeat(plainName+" ", len(allTunnels)), " ")
+	if targets, _ := httpProxy.seen(); strings.Join(targets, " ") != want {
+		t.Errorf("HTTP proxy carried %q, want only %s, once per Tunnel (a direct address went through it?)", targets, plainName)
 	}
 	socks.mu.Lock()
 	defer socks.mu.Unlock()
-	if len(socks.targets) != 1 || socks.targets[0] != secureName {
-		t.Errorf("SOCKS5 proxy carried %q, want only %s", socks.targets, secureName)
+	want = strings.TrimSuffix(strings.Repeat(secureName+" ", len(allTunnels)), " ")
+	if strings.Join(socks.targets, " ") != want {
+		t.Errorf("SOCKS5 proxy carried %q, want only %s, once per Tunnel", socks.targets, secureName)
 	}
 }
 
@@ -133,19 +136,23 @@ func proxyFromEnvironmentChild(t *testing.T) {
 			}
 		}
 	})
-	t.Run("through HTTP_PROXY", func(t *testing.T) {
-		assertEcho(t, upgradeTo(t, rt, os.Getenv(childPlainURL)))
-	})
-	t.Run("through HTTPS_PROXY to a TLS server", func(t *testing.T) {
-		assertEcho(t, upgradeTo(t, rt, os.Getenv(childTLSURL)))
-	})
-	t.Run("directly to an address in a NO_PROXY range", func(t *testing.T) {
-		direct := os.Getenv(childDirectURL)
-		if direct == "" {
-			t.Skip("this machine has no non-loopback address to listen on")
-		}
-		assertEcho(t, upgradeTo(t, rt, direct))
-	})
+	for _, tunnel := range allTunnels {
+		// The environment is read by RoundTripperConfig's nil Proxier.
+		rt := mustRoundTripper(t, RoundTripperConfig{TLS: clientTLS, Tunnel: tunnel})
+		t.Run(tunnel.String()+"/through HTTP_PROXY", func(t *testing.T) {
+			assertEcho(t, upgradeTo(t, rt, os.Getenv(childPlainURL)))
+		})
+		t.Run(tunnel.String()+"/through HTTPS_PROXY to a TLS server", func(t *testing.T) {
+			assertEcho(t, upgradeTo(t, rt, os.Getenv(childTLSURL)))
+		})
+		t.Run(tunnel.String()+"/directly to an address in a NO_PROXY range", func(t *testing.T) {
+			direct := os.Getenv(childDirectURL)
+			if direct == "" {
+				t.Skip("this machine has no non-loopback address to listen on")
+			}
+			assertEcho(t, upgradeTo(t, rt, direct))
+		})
+	}
 }
 
 func urlText(u *url.URL) string {

@@ -29,8 +29,17 @@ func TestUpgradesLeaveNoGoroutinesBehind(t *testing.T) {
 			if proxyURL != nil {
 				proxier = http.ProxyURL(proxyURL)
 			}
-			rt := mustRoundTripper(t, RoundTripperConfig{TLS: tlsConfig, Proxier: proxier})
-			assertEcho(t, upgradeTo(t, rt, srv.URL))
+			for _, tunnel := range allTunnels {
+				rt := mustRoundTripper(t, RoundTripperConfig{TLS: tlsConfig, Proxier: proxier, Tunnel: tunnel})
+				assertEcho(t, upgradeTo(t, rt, srv.URL))
+			}
+		}
+		// TunnelAuto's fallback, and a proxy that passes only WebSockets.
+		older, _ := newTestServer(t, olderServer(newEchoServer(t)), false)
+		assertEcho(t, upgradeTo(t, mustRoundTripper(t, RoundTripperConfig{Proxier: noProxy}), older.URL))
+		wsOnly := webSocketOnlyProxy(t, srv.URL)
+		if _, err := dialUpgrade(mustRoundTripper(t, RoundTripperConfig{Proxier: noProxy, Tunnel: TunnelDirect}), wsOnly.URL); err == nil {
+			t.Error("a direct upgrade through a WebSocket-only proxy succeeded")
 		}
 
 		refusing, _ := newTestServer(t, http.NotFoundHandler(), false)
@@ -60,6 +69,16 @@ func TestUpgradesLeaveNoGoroutinesBehind(t *testing.T) {
 		within(t, "the stalled server to get the request", reached)
 		cancel()
 		within(t, "RoundTrip to return after cancel", done)
+
+		// The handshake timeout, on a silent server and a stalled refusal.
+		for _, target := range silentServers(t) {
+			u, _ := url.Parse(target)
+			quick := mustRoundTripper(t, RoundTripperConfig{Proxier: noProxy, HandshakeTimeout: 50 * time.Millisecond})
+			if conn, _, err := NewDialer(quick, nil, http.MethodPost, u).Dial(); err == nil {
+				_ = conn.Close()
+				t.Error("a dial to a silent server succeeded")
+			}
+		}
 	})
 
 	// Sessions end asynchronously after Close; give them a bounded while.

@@ -31,6 +31,17 @@ const (
 	// zero: the answer to CONNECT, or the SOCKS5 negotiation. It is the
 	// bound net/http puts on a CONNECT.
 	DefaultProxyConnectTimeout = time.Minute
+
+	// DefaultHandshakeTimeout bounds each upgrade handshake, from the
+	// dial to the server's response headers (and a refusal's body), when
+	// RoundTripperConfig.HandshakeTimeout is zero: a server that accepts
+	// the connection and never answers fails the dial after this long
+	// instead of hanging it. A 101 normally comes within a round trip or
+	// two; 30 seconds leaves room for a slow TLS handshake through a
+	// proxy and a server that starts the session's work before answering,
+	// and matches the engine's other waits (mux's StreamOpenTimeout and
+	// KeepAliveTimeout).
+	DefaultHandshakeTimeout = 30 * time.Second
 )
 
 // ErrResponseHeaderTooLarge is wrapped by the error RoundTrip returns when

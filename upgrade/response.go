@@ -30,19 +30,61 @@ type ResponseError struct {
 	// else its "error" field, else the body's text, whitespace trimmed and
 	// cut after 16 KiB. It is empty if the body was.
 	Message string
+	// Tunnel is the handshake the server answered: TunnelDirect or
+	// TunnelWebSocket (zero when not known).
+	Tunnel Tunnel
+	// Earlier is set when TunnelAuto made this direct upgrade after the
+	// WebSocket handshake failed: how that one failed (often a
+	// *ResponseError of its own).
+	Earlier error
+
+	hint string // what to try instead, when the status suggests a proxy in the way
 }
 
 // Error returns "the server answered" with the status and, if any, the
-// server's message.
+// server's message; then, when TunnelAuto tried both handshakes, how the
+// first one failed, or else, when another Tunnel may get through, which.
 func (e *ResponseError) Error() string {
 	status := e.Status
 	if status == "" {
 		status = fmt.Sprintf("%d %s", e.StatusCode, http.StatusText(e.StatusCode))
 	}
-	if e.Message == "" {
-		return "the server answered " + status
+	msg := "the server answered " + status
+	if e.Message != "" {
+		msg += ": " + e.Message
 	}
-	return "the server answered " + status + ": " + e.Message
+	if e.Earlier != nil {
+		return msg + " (to a direct upgrade, after the WebSocket handshake tried first failed: " + e.Earlier.Error() + ")"
+	}
+	if e.hint != "" {
+		msg += "; " + e.hint
+	}
+	return msg
+}
+
+// Hints for a refused upgrade, by the Tunnel refused: what got in the way
+// may accept the other kind. A 401, or a 403 that lists the accepted
+// stream protocols (httpstream.Handshake's), comes from the server itself
+// and gets none.
+const (
+	directRefusedHint    = "if a proxy or load balancer between here and the server forwards only WebSocket upgrades, set RoundTripperConfig.Tunnel to upgrade.TunnelWebSocket (or upgrade.TunnelAuto)"
+	webSocketRefusedHint = "if the server runs a version of httpstream from before the WebSocket tunnel, which accepts only the direct upgrade, set RoundTripperConfig.Tunnel to upgrade.TunnelAuto (or upgrade.TunnelDirect)"
+)
+
+// refusalHint returns the hint for resp, an answer other than a valid 101
+// to att's handshake.
+func refusalHint(resp *http.Response, att *attempt) string {
+	if att.earlier != nil || resp.StatusCode == http.StatusUnauthorized ||
+		resp.StatusCode == http.StatusForbidden && len(resp.Header.Values(httpstream.HeaderAcceptedProtocolVersions)) > 0 {
+		return ""
+	}
+	switch att.tunnel {
+	case TunnelDirect:
+		return directRefusedHint
+	case TunnelWebSocket:
+		return webSocketRefusedHint
+	}
+	return ""
 }
 
 // maxMessageBytes bounds how much of a refusal's body is read: enough for
@@ -51,24 +93,48 @@ func (e *ResponseError) Error() string {
 const maxMessageBytes = 16 << 10
 
 // checkUpgradeResponse returns nil if resp switched to this package's
-// protocol, and otherwise an *httpstream.UpgradeFailureError saying why not.
-func checkUpgradeResponse(resp *http.Response) error {
+// protocol in the way att asked for, and otherwise an
+// *httpstream.UpgradeFailureError saying why not.
+func checkUpgradeResponse(resp *http.Response, att *attempt) error {
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		return &httpstream.UpgradeFailureError{Cause: &ResponseError{
 			StatusCode: resp.StatusCode,
 			Status:     safetext.Sanitize(resp.Status, maxStatusBytes),
 			Message:    serverMessage(resp.Body),
+			Tunnel:     att.tunnel,
+			Earlier:    att.earlier,
+			hint:       refusalHint(resp, att),
 		}}
 	}
+	var err error
+	if att.tunnel == TunnelWebSocket {
+		err = checkWebSocket101(resp, att.key)
+	} else {
+		err = checkDirect101(resp)
+	}
+	if err == nil {
+		return nil
+	}
+	if hint := refusalHint(resp, att); hint != "" {
+		err = fmt.Errorf("%w; %s", err, hint)
+	}
+	if att.earlier != nil {
+		err = fmt.Errorf("%w (to a direct upgrade, after the WebSocket handshake tried first failed: %w)", err, att.earlier)
+	}
+	return &httpstream.UpgradeFailureError{Cause: err}
+}
+
+// checkDirect101 checks a 101 to a direct upgrade.
+func checkDirect101(resp *http.Response) error {
 	if !headerHasToken(resp.Header, httpstream.HeaderConnection, "upgrade") {
-		return &httpstream.UpgradeFailureError{Cause: fmt.Errorf(
+		return fmt.Errorf(
 			"the server answered 101 Switching Protocols without the upgrade token in its Connection header (it has [%s]): it is not a valid upgrade",
-			headerText(resp.Header, httpstream.HeaderConnection))}
+			headerText(resp.Header, httpstream.HeaderConnection))
 	}
 	if !headerHasToken(resp.Header, httpstream.HeaderUpgrade, Protocol) {
-		return &httpstream.UpgradeFailureError{Cause: fmt.Errorf(
+		return fmt.Errorf(
 			"the server switched to [%s] instead of %s: it speaks another protocol or version; use a client and server of matching versions",
-			headerText(resp.Header, httpstream.HeaderUpgrade), Protocol)}
+			headerText(resp.Header, httpstream.HeaderUpgrade), Protocol)
 	}
 	return nil
 }
@@ -104,6 +170,9 @@ func serverMessage(body io.Reader) string {
 		return msg
 	case err != nil && msg == "":
 		msg = "(the response body could not be read: " + err.Error() + ")"
+	case err != nil:
+		// A body cut short, by a timeout say: what came, and why no more.
+		msg += " [the rest of the body could not be read: " + err.Error() + "]"
 	}
 	return safetext.Sanitize(msg, maxMessageBytes)
 }

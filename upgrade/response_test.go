@@ -97,7 +97,7 @@ func TestNewConnectionAcceptsTheTokensInAnyCaseAndList(t *testing.T) {
 		{"Connection": {"upgrade"}, "Upgrade": {"HTTPSTREAM/1"}},
 		{"Connection": {"keep-alive, Upgrade"}, "Upgrade": {"h2c, httpstream/1"}},
 	} {
-		if err := checkUpgradeResponse(&http.Response{StatusCode: 101, Header: header}); err != nil {
+		if err := checkUpgradeResponse(&http.Response{StatusCode: 101, Header: header}, &attempt{tunnel: TunnelDirect}); err != nil {
 			t.Errorf("headers %v: %v", header, err)
 		}
 	}

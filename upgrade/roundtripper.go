@@ -6,10 +6,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/httpstream-go/httpstream"
@@ -86,6 +88,29 @@ type RoundTripperConfig struct {
 	// CONNECT). Negative: only the request's context bounds it.
 	ProxyConnectTimeout time.Duration
 
+	// Tunnel chooses the handshake: TunnelDirect, TunnelWebSocket or
+	// TunnelAuto (see each). Zero: DefaultTunnel, TunnelAuto, which
+	// passes proxies that forward only WebSocket upgrades and still
+	// reaches servers that speak only the direct upgrade.
+	Tunnel Tunnel
+
+	// HandshakeTimeout bounds each handshake: from the start of the dial
+	// (through any proxy, and TLS) until the server's response headers
+	// have arrived, and for a refusal until its body is read too. A
+	// server that accepts the connection and never answers fails the
+	// RoundTrip (and so Dial) after this long, with an error that is a
+	// net.Error with Timeout() true and matches context.DeadlineExceeded.
+	// The request's context bounds the handshake too, whichever ends
+	// first; the UpgradeTransport's TLSHandshakeTimeout and
+	// ResponseHeaderTimeout bound their steps within it. With TunnelAuto,
+	// each of the two handshakes has its own. Once the 101 has arrived,
+	// it no longer applies.
+	//
+	// Zero: the UpgradeTransport's, if it is a *RoundTripper, else
+	// DefaultHandshakeTimeout (30 seconds). Negative: only the request's
+	// context bounds the handshake.
+	HandshakeTimeout time.Duration
+
 	// NewStreamHandler accepts the streams the server opens on the
 	// connection, as the handler given to a ResponseUpgrader does on the
 	// server. nil: such streams are refused, which suits the usual client
@@ -94,10 +119,12 @@ type RoundTripperConfig struct {
 }
 
 // RoundTripper is the client side of an upgrade. Its RoundTrip sends a
-// request with "Connection: Upgrade" and "Upgrade: httpstream/1" on a
+// request asking to switch protocols, directly ("Connection: Upgrade",
+// "Upgrade: httpstream/1") or in a WebSocket, as its Tunnel says, on a
 // connection of its own, never pooled, and returns the server's response;
 // NewConnection turns a 101 response into a multiplexed
-// [httpstream.Connection]. It implements [httpstream.UpgradeRoundTripper].
+// [httpstream.Connection], a *mux.Session. It implements
+// [httpstream.UpgradeRoundTripper].
 //
 // A RoundTripper holds no per-request state, so one may serve any number of
 // upgrades, concurrently. The connection travels with the response: every
@@ -115,13 +142,25 @@ type RoundTripper struct {
 	proxyConnectTimeout   time.Duration // RoundTripperConfig.ProxyConnectTimeout, resolved; <= 0: none
 	tlsHandshakeTimeout   time.Duration // the UpgradeTransport's TLSHandshakeTimeout; 0: none
 	responseHeaderTimeout time.Duration // the UpgradeTransport's ResponseHeaderTimeout; 0: none
+	handshakeTimeout      time.Duration // RoundTripperConfig.HandshakeTimeout, resolved; <= 0: none
+	tunnelChoice          Tunnel        // RoundTripperConfig.Tunnel, resolved
 
-	// upgrades maps each 101 response RoundTrip returned to its
-	// *upgradedBody, until NewConnection takes the connection or the body
-	// is closed. NewConnection normally finds the body in resp.Body; the
-	// map is for responses whose Body was wrapped on the way, as
-	// http.Client does when it has a Timeout.
-	upgrades sync.Map
+	// attempts maps each response RoundTrip returned to its *attempt,
+	// until NewConnection takes the connection or the body is closed.
+	// NewConnection normally finds it in resp.Body; the map is for
+	// responses whose Body was wrapped on the way, as http.Client does
+	// when it has a Timeout.
+	attempts sync.Map
+}
+
+// attempt is what NewConnection needs to know of the handshake a response
+// answers.
+type attempt struct {
+	tunnel  Tunnel // TunnelDirect or TunnelWebSocket
+	key     string // the Sec-WebSocket-Key sent, for TunnelWebSocket
+	earlier error  // with TunnelAuto, why the WebSocket handshake before this direct one failed
+
+	upgraded *upgradedBody // the Body of a 101, which holds the connection; nil otherwise
 }
 
 var _ httpstream.UpgradeRoundTripper = (*RoundTripper)(nil)
@@ -146,6 +185,13 @@ func NewRoundTripperWithConfig(cfg RoundTripperConfig) (*RoundTripper, error) {
 	if cfg.MaxResponseHeaderBytes < 0 {
 		return nil, fmt.Errorf("upgrade: RoundTripperConfig.MaxResponseHeaderBytes is %d: set a positive limit, or 0 for the default of %d", cfg.MaxResponseHeaderBytes, DefaultMaxResponseHeaderBytes)
 	}
+	switch cfg.Tunnel {
+	case 0:
+		cfg.Tunnel = DefaultTunnel
+	case TunnelDirect, TunnelWebSocket, TunnelAuto:
+	default:
+		return nil, fmt.Errorf("upgrade: RoundTripperConfig.Tunnel is %v: use TunnelDirect, TunnelWebSocket, TunnelAuto, or 0 for the default (%v)", cfg.Tunnel, DefaultTunnel)
+	}
 	rt := &RoundTripper{
 		tlsConfig:           cfg.TLS,
 		proxier:             cfg.Proxier,
@@ -153,6 +199,8 @@ func NewRoundTripperWithConfig(cfg RoundTripperConfig) (*RoundTripper, error) {
 		muxConfig:           sessionConfig(cfg.Mux, cfg.PingPeriod),
 		streamHandler:       cfg.NewStreamHandler,
 		proxyConnectTimeout: cfg.ProxyConnectTimeout,
+		handshakeTimeout:    cfg.HandshakeTimeout,
+		tunnelChoice:        cfg.Tunnel,
 	}
 	if cfg.UpgradeTransport != nil {
 		if cfg.TLS != nil || cfg.Proxier != nil {
@@ -173,6 +221,9 @@ func NewRoundTripperWithConfig(cfg RoundTripperConfig) (*RoundTripper, error) {
 	}
 	if rt.proxyConnectTimeout == 0 {
 		rt.proxyConnectTimeout = DefaultProxyConnectTimeout
+	}
+	if rt.handshakeTimeout == 0 {
+		rt.handshakeTimeout = DefaultHandshakeTimeout
 	}
 	return rt, nil
 }
@@ -204,6 +255,9 @@ func (rt *RoundTripper) useTransport(transport http.RoundTripper) error {
 		rt.maxHeaderBytes = t.maxHeaderBytes
 		if rt.proxyConnectTimeout == 0 {
 			rt.proxyConnectTimeout = t.proxyConnectTimeout
+		}
+		if rt.handshakeTimeout == 0 {
+			rt.handshakeTimeout = t.handshakeTimeout
 		}
 		return nil
 	case interface{ WrappedRoundTripper() http.RoundTripper }:
@@ -239,29 +293,97 @@ func (rt *RoundTripper) TLSClientConfig() *tls.Config {
 	return rt.tlsConfig
 }
 
-// RoundTrip sends req, with the Connection and Upgrade headers that ask for
-// the httpstream protocol added to a copy (req itself is not modified), on a
-// new connection, and returns the server's response. It returns an error
-// only when no response arrived; a refusal is a response, and NewConnection
-// reports it.
+// RoundTrip sends req, with the headers that ask to switch protocols
+// added to a copy (req itself is not modified), on a new connection, and
+// returns the server's response. The Tunnel chooses the handshake: the
+// direct upgrade, a WebSocket (a GET, whatever req's method), or, with
+// TunnelAuto, a WebSocket first and, if anything but a valid WebSocket 101
+// answers it, one direct upgrade, whose response is returned. RoundTrip
+// returns an error only when no response arrived; a refusal is a response,
+// and NewConnection reports it.
 //
-// req.Context() bounds the dial, every proxy and TLS handshake and the wait
-// for the response headers, and canceling it aborts them at once with an
-// error that wraps the context's cause. For a response other than 101 it
-// also bounds reading the body. Once a 101 has arrived, the context no
-// longer matters: the upgraded connection lives until it is closed.
+// req.Context() and HandshakeTimeout bound the dial, every proxy and TLS
+// handshake and the wait for the response headers, and the end of either
+// aborts them at once with an error that wraps the context's cause (or a
+// timeout naming HandshakeTimeout). For a response other than 101 they
+// also bound reading the body. Once a 101 has arrived, neither matters:
+// the upgraded connection lives until it is closed.
 func (rt *RoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
-	upgradeReq, err := upgradeRequest(req)
+	if req == nil {
+		return nil, errors.New("upgrade: RoundTrip needs a request, got nil")
+	}
+	tunnel := rt.tunnelChoice
+	if hasBody(req) {
+		switch tunnel {
+		case TunnelAuto:
+			tunnel = TunnelDirect // only the direct upgrade can carry it
+		case TunnelWebSocket:
+			closeRequestBody(req)
+			return nil, errors.New("upgrade: the request has a body, which a WebSocket handshake (a GET) cannot carry: send it without one, or set RoundTripperConfig.Tunnel to TunnelDirect")
+		}
+	}
+	if tunnel != TunnelAuto {
+		return rt.handshake(req, tunnel, nil)
+	}
+	resp, err := rt.handshake(req, TunnelWebSocket, nil)
 	if err != nil {
-		closeRequestBody(req)
+		if !closedWithoutAnswer(req.Context(), err) {
+			return nil, err
+		}
+		return rt.handshake(req, TunnelDirect, err)
+	}
+	att := rt.attemptOf(resp)
+	refusal := checkUpgradeResponse(resp, att)
+	if refusal == nil {
+		return resp, nil
+	}
+	// Refused, by the server or by something on the way: as kubectl
+	// does, one direct upgrade follows, on a new connection.
+	_ = resp.Body.Close()
+	var failure *httpstream.UpgradeFailureError
+	if errors.As(refusal, &failure) {
+		refusal = failure.Cause
+	}
+	return rt.handshake(req, TunnelDirect, refusal)
+}
+
+// hasBody reports whether req has a body to send.
+func hasBody(req *http.Request) bool {
+	return req.Body != nil && req.Body != http.NoBody
+}
+
+// closedWithoutAnswer reports whether err says that the connection closed
+// (or was reset) before any answer came, rather than that it could not be
+// made or that time ran out: a proxy that drops the WebSocket handshake
+// is answered with a direct upgrade too. Errors in reaching the server
+// would only repeat.
+func closedWithoutAnswer(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// handshake makes one upgrade request of the given kind on a new
+// connection, bounded by HandshakeTimeout; earlier is what TunnelAuto's
+// WebSocket handshake met before it, for the error of a refusal.
+func (rt *RoundTripper) handshake(req *http.Request, tunnel Tunnel, earlier error) (*http.Response, error) {
+	host := "the server"
+	if req.URL != nil {
+		host = req.URL.Host
+	}
+	ctx, cancel := withStepTimeout(req.Context(), rt.handshakeTimeout,
+		"the upgrade handshake with "+host, "RoundTripperConfig.HandshakeTimeout")
+	att := &attempt{tunnel: tunnel, earlier: earlier}
+	upgradeReq := upgradeRequest(req, ctx, att)
+	conn, err := rt.dialAndSend(upgradeReq)
+	if err != nil {
+		cancel()
 		return nil, err
 	}
-	conn, err := rt.Dial(upgradeReq)
+	resp, err := rt.readResponse(conn, upgradeReq, att, cancel)
 	if err != nil {
-		return nil, err
-	}
-	resp, err := rt.readResponse(conn, upgradeReq)
-	if err != nil {
+		cancel()
 		_ = conn.Close()
 		return nil, err
 	}
@@ -269,14 +391,18 @@ func (rt *RoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// upgradeRequest returns a copy of req that asks for the upgrade.
-func upgradeRequest(req *http.Request) (*http.Request, error) {
-	if req == nil {
-		return nil, errors.New("upgrade: RoundTrip needs a request, got nil")
-	}
-	clone := req.Clone(req.Context())
+// upgradeRequest returns a copy of req, bound to ctx, that asks for the
+// upgrade att names; for a WebSocket it records the key in att.
+func upgradeRequest(req *http.Request, ctx context.Context, att *attempt) *http.Request {
+	clone := req.Clone(ctx)
 	if clone.Header == nil {
 		clone.Header = make(http.Header)
+	}
+	// "Connection: close" would contradict the upgrade.
+	clone.Close = false
+	if att.tunnel == TunnelWebSocket {
+		att.key = webSocketRequest(clone)
+		return clone
 	}
 	// Connection gets the token only if it lacks it, so that other
 	// hop-by-hop names the caller listed stay; Upgrade is replaced, because
@@ -285,9 +411,7 @@ func upgradeRequest(req *http.Request) (*http.Request, error) {
 		clone.Header.Add(httpstream.HeaderConnection, httpstream.HeaderUpgrade)
 	}
 	clone.Header.Set(httpstream.HeaderUpgrade, Protocol)
-	// "Connection: close" would contradict the upgrade.
-	clone.Close = false
-	return clone, nil
+	return clone
 }
 
 // maxInformational bounds the 1xx responses skipped before the final one,
@@ -296,10 +420,12 @@ const maxInformational = 5
 
 // readResponse reads the response to req from conn and sets its Body: an
 // upgradedBody holding the connection for a 101, a closingBody otherwise.
-// The header read is bounded in size (maxHeaderBytes) and, when the
-// UpgradeTransport set one, in time (responseHeaderTimeout); the body and
-// the session after a 101 are not.
-func (rt *RoundTripper) readResponse(conn net.Conn, req *http.Request) (*http.Response, error) {
+// The header read is bounded in size (maxHeaderBytes) and in time (req's
+// context, which carries HandshakeTimeout, and responseHeaderTimeout);
+// a refusal's body is bounded by req's context, and the session after a
+// 101 by nothing. cancel ends req's context: at once after a 101, when
+// the body is closed otherwise.
+func (rt *RoundTripper) readResponse(conn net.Conn, req *http.Request, att *attempt, cancel context.CancelFunc) (*http.Response, error) {
 	ctx := req.Context()
 	headerCtx, cancel := withStepTimeout(ctx, rt.responseHeaderTimeout,
 		"the server's response headers", "the UpgradeTransport's ResponseHeaderTimeout")
@@ -328,28 +454,35 @@ func (rt *RoundTripper) readResponse(conn net.Conn, req *http.Request) (*http.Re
 		return nil, err
 	}
 	limiter.lift()
+	forget := func() { rt.attempts.Delete(resp) }
+	rt.attempts.Store(resp, att)
 	if resp.StatusCode != http.StatusSwitchingProtocols {
-		resp.Body = &closingBody{body: resp.Body, conn: conn, guard: watchContext(ctx, conn)}
+		resp.Body = &closingBody{body: resp.Body, conn: conn, guard: watchContext(ctx, conn), att: att, cancel: cancel, forget: forget}
 		return resp, nil
 	}
+	cancel() // the handshake is over: nothing may cut the session short
 	// The server's first frames may have arrived with its 101 and now sit
 	// in br; the session must read them first.
-	body := &upgradedBody{conn: withBuffered(conn, br)}
-	body.forget = func() { rt.upgrades.Delete(resp) }
-	rt.upgrades.Store(resp, body)
-	resp.Body = body
+	att.upgraded = &upgradedBody{conn: withBuffered(conn, br), att: att, forget: forget}
+	resp.Body = att.upgraded
 	return resp, nil
 }
 
 // NewConnection checks that resp is a successful upgrade to this package's
-// protocol and starts a stream session (mux.Client) on its connection.
+// protocol, directly or in a WebSocket (with the Sec-WebSocket-Accept that
+// matches the key sent, and WebSocketProtocol), and starts a stream
+// session (mux.Client) on its connection. The Connection is a
+// *mux.Session: besides CreateStream it has OpenStream with a context,
+// Ping, Shutdown and streams that are net.Conns.
 //
 // When the server answered without switching protocols, the error is an
 // *httpstream.UpgradeFailureError (httpstream.IsUpgradeFailure is true)
 // whose Cause, for an answer other than 101, is a *ResponseError carrying
 // the status and the server's message, taken from a JSON body's "message"
 // field (a Kubernetes Status), else its "error" field, else the body's
-// text, read up to a bounded size. resp.Body is closed on every error.
+// text, read up to a bounded size. A direct upgrade's refusal says that
+// TunnelWebSocket passes proxies that forward only WebSocket upgrades.
+// resp.Body is closed on every error.
 //
 // resp must be a response from this RoundTripper's RoundTrip, possibly
 // passed through wrappers such as http.Client.
@@ -357,7 +490,8 @@ func (rt *RoundTripper) NewConnection(resp *http.Response) (httpstream.Connectio
 	if resp == nil {
 		return nil, errors.New("upgrade: NewConnection needs the response RoundTrip returned, got nil")
 	}
-	if err := checkUpgradeResponse(resp); err != nil {
+	att := rt.attemptOf(resp)
+	if err := checkUpgradeResponse(resp, att); err != nil {
 		if resp.Body != nil {
 			_ = resp.Body.Close()
 		}
@@ -367,6 +501,9 @@ func (rt *RoundTripper) NewConnection(resp *http.Response) (httpstream.Connectio
 	if conn == nil {
 		return nil, errors.New("upgrade: the 101 response holds no connection: pass NewConnection the response from this RoundTripper's RoundTrip, once, and do not close its Body before")
 	}
+	if att.tunnel == TunnelWebSocket {
+		conn = newWebSocketClient(conn)
+	}
 	session, err := mux.Client(conn, rt.streamHandler, rt.muxConfig)
 	if err != nil {
 		_ = conn.Close()
@@ -375,13 +512,28 @@ func (rt *RoundTripper) NewConnection(resp *http.Response) (httpstream.Connectio
 	return session, nil
 }
 
+// attemptOf returns what RoundTrip recorded of the handshake resp answers;
+// a response from elsewhere counts as a direct upgrade's.
+func (rt *RoundTripper) attemptOf(resp *http.Response) *attempt {
+	switch body := resp.Body.(type) {
+	case *upgradedBody:
+		return body.att
+	case *closingBody:
+		return body.att
+	}
+	if att, ok := rt.attempts.Load(resp); ok {
+		return att.(*attempt)
+	}
+	return &attempt{tunnel: TunnelDirect}
+}
+
 // takeConn finds the upgraded connection of resp and takes it.
 func (rt *RoundTripper) takeConn(resp *http.Response) net.Conn {
 	if body, ok := resp.Body.(*upgradedBody); ok {
 		return body.take()
 	}
-	if body, ok := rt.upgrades.Load(resp); ok {
-		return body.(*upgradedBody).take()
+	if att, ok := rt.attempts.Load(resp); ok && att.(*attempt).upgraded != nil {
+		return att.(*attempt).upgraded.take()
 	}
 	return nil
 }

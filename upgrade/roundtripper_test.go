@@ -39,7 +39,7 @@ func TestRoundTripAddsUpgradeHeadersToACopy(t *testing.T) {
 		seen <- r.Header.Clone()
 		echo.ServeHTTP(w, r)
 	}), false)
-	rt := directRoundTripper(t, nil)
+	rt := mustRoundTripper(t, RoundTripperConfig{Proxier: noProxy, Tunnel: TunnelDirect})
 
 	req, err := http.NewRequest(http.MethodPost, srv.URL, nil)
 	if err != nil {
@@ -205,7 +205,7 @@ func TestClosingTheBodyOfA101ClosesTheConnection(t *testing.T) {
 	}
 	serverSide := within(t, "the server's session", echo.upgraded)
 	within(t, "the server to see the connection close", serverSide.CloseChan())
-	if _, ok := rt.upgrades.Load(resp); ok {
+	if _, ok := rt.attempts.Load(resp); ok {
 		t.Error("the RoundTripper still remembers a response whose body was closed")
 	}
 	if _, err := rt.NewConnection(resp); err == nil {

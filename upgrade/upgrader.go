@@ -3,6 +3,7 @@ package upgrade
 import (
 	"bufio"
 	"fmt"
+	"net"
 	"net/http"
 	"net/textproto"
 	"time"
@@ -44,21 +45,41 @@ func NewResponseUpgraderWithConfig(cfg *mux.Config) httpstream.ResponseUpgrader 
 // UpgradeResponse switches the request's connection to the httpstream
 // protocol and returns the server side of the session (mux.Server), which
 // calls newStreamHandler for every stream the client opens (nil refuses
-// them all).
+// them all). The Connection is a *mux.Session.
+//
+// It serves both upgrades a client can ask for, with no configuration:
+//   - the direct one, "Connection: Upgrade" and "Upgrade: httpstream/1":
+//     the session's frames follow the 101 on the connection;
+//   - a WebSocket (RFC 6455): "Upgrade: websocket", version 13, a
+//     Sec-WebSocket-Key, and Sec-WebSocket-Protocol offering
+//     WebSocketProtocol (in any place of the list, as browsers send it).
+//     The 101 carries Sec-WebSocket-Accept and WebSocketProtocol, and the
+//     frames then travel in binary messages. The handshake is a GET, as
+//     RFC 6455 4.1 requires, whatever method the client's code chose:
+//     route GET to the handler too.
 //
 // A request whose Connection header lacks the "upgrade" token, or whose
-// Upgrade header does not list Protocol, gets 400 Bad Request with a message
-// naming the header; a ResponseWriter that cannot hand over its connection
-// (HTTP/2, or a wrapper without Unwrap) gets 500. In both cases
-// UpgradeResponse returns nil and the handler must just return.
+// Upgrade header lists neither Protocol nor "websocket", gets 400 Bad
+// Request with a message naming the header. A WebSocket handshake that is
+// not a GET, or has a missing or bad key, or does not offer
+// WebSocketProtocol, gets 400 with a message; one of a version other than
+// 13 gets 426 Upgrade Required with "Sec-WebSocket-Version: 13" (RFC 6455
+// 4.2.2). A WebSocket from a web page of another origin that carries the
+// browser's credentials (cookies, HTTP authentication, a client
+// certificate) gets 403: without that, any site a user visits could drive
+// the user's sessions (cross-site WebSocket hijacking); a server that
+// wants such requests checks Origin itself and removes the header before
+// calling UpgradeResponse. A ResponseWriter that cannot hand over its
+// connection (HTTP/2, or a wrapper without Unwrap) gets 500. In all these
+// cases UpgradeResponse returns nil and the handler must just return.
 //
-// On success the response is "101 Switching Protocols" with "Connection:
-// Upgrade", "Upgrade: httpstream/1" and the headers already set on w (for
-// example the X-Stream-Protocol-Version that httpstream.Handshake chose).
-// The connection then belongs to the returned Connection, not to the HTTP
-// server: the handler may return at once, and the connection lives until
-// it is closed. Any octets the client sent behind its request (a client may
-// send its first frames without waiting for the 101) are kept.
+// On success the 101 also carries the headers already set on w (for
+// example the X-Stream-Protocol-Version that httpstream.Handshake chose,
+// which works the same for both upgrades). The connection then belongs to
+// the returned Connection, not to the HTTP server: the handler may return
+// at once, and the connection lives until it is closed. Any octets the
+// client sent behind its request (a direct client may send its first
+// frames without waiting for the 101) are kept.
 //
 // Until the handler runs, the connection is the http.Server's: a client
 // that sends its request headers slowly, or never finishes them, is bounded
@@ -69,30 +90,21 @@ func NewResponseUpgraderWithConfig(cfg *mux.Config) httpstream.ResponseUpgrader 
 // timeouts never cut a session short; after the 101, the session's
 // keepalive and idle timeout watch the client.
 func (u *responseUpgrader) UpgradeResponse(w http.ResponseWriter, req *http.Request, newStreamHandler httpstream.NewStreamHandler) httpstream.Connection {
+	if isWebSocketRequest(req) {
+		return u.upgradeWebSocket(w, req, newStreamHandler)
+	}
 	if !httpstream.IsUpgradeRequest(req) {
 		http.Error(w, fmt.Sprintf("unable to upgrade: the Connection header must carry the %q token, it has %q: send \"Connection: Upgrade\" with \"Upgrade: %s\"",
 			"upgrade", req.Header.Values(httpstream.HeaderConnection), Protocol), http.StatusBadRequest)
 		return nil
 	}
 	if !headerHasToken(req.Header, httpstream.HeaderUpgrade, Protocol) {
-		http.Error(w, fmt.Sprintf("unable to upgrade: the Upgrade header must list %q, it has %q: this server speaks only %s",
-			Protocol, req.Header.Values(httpstream.HeaderUpgrade), Protocol), http.StatusBadRequest)
+		http.Error(w, fmt.Sprintf("unable to upgrade: the Upgrade header must list %q, or \"websocket\" with %s: %s, it has %q: this server speaks only %s",
+			Protocol, headerWebSocketProtocol, WebSocketProtocol, req.Header.Values(httpstream.HeaderUpgrade), Protocol), http.StatusBadRequest)
 		return nil
 	}
-
-	// The ResponseController finds Hijack through middleware that wraps
-	// the ResponseWriter and offers Unwrap.
-	conn, rw, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		http.Error(w, fmt.Sprintf("unable to upgrade: the server cannot take over this connection (%v): upgrades need HTTP/1.1 and a ResponseWriter that supports http.Hijacker", err),
-			http.StatusInternalServerError)
-		return nil
-	}
-	// The HTTP server may have set deadlines for reading the request and
-	// writing the response; a session's connection lives on its own terms.
-	if err := conn.SetDeadline(time.Time{}); err != nil {
-		_ = conn.Close()
-		u.logError("clearing the hijacked connection's deadlines", err)
+	conn, rw, ok := u.hijack(w)
+	if !ok {
 		return nil
 	}
 	if err := writeSwitchingProtocols(rw.Writer, w.Header()); err != nil {
@@ -107,6 +119,27 @@ func (u *responseUpgrader) UpgradeResponse(w http.ResponseWriter, req *http.Requ
 		return nil
 	}
 	return session
+}
+
+// hijack takes the connection over from the HTTP server, or answers 500
+// and reports false.
+func (u *responseUpgrader) hijack(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, bool) {
+	// The ResponseController finds Hijack through middleware that wraps
+	// the ResponseWriter and offers Unwrap.
+	conn, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, fmt.Sprintf("unable to upgrade: the server cannot take over this connection (%v): upgrades need HTTP/1.1 and a ResponseWriter that supports http.Hijacker", err),
+			http.StatusInternalServerError)
+		return nil, nil, false
+	}
+	// The HTTP server may have set deadlines for reading the request and
+	// writing the response; a session's connection lives on its own terms.
+	if err := conn.SetDeadline(time.Time{}); err != nil {
+		_ = conn.Close()
+		u.logError("clearing the hijacked connection's deadlines", err)
+		return nil, nil, false
+	}
+	return conn, rw, true
 }
 
 // skipOn101 lists the headers set on the ResponseWriter that the 101 must
