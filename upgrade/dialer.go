@@ -89,8 +89,10 @@ func (d *dialer) DialContext(ctx context.Context, protocols ...string) (httpstre
 
 	conn, err := d.rt.NewConnection(resp)
 	if err != nil {
-		if accepted := resp.Header.Values(httpstream.HeaderAcceptedProtocolVersions); resp.StatusCode == http.StatusForbidden && len(accepted) > 0 {
+		if accepted := resp.Header.Values(httpstream.HeaderAcceptedProtocolVersions); resp.StatusCode == http.StatusForbidden && len(accepted) > 0 && !namesAll(err.Error(), accepted) {
 			// The list is the server's text, so it is made safe to print.
+			// A server whose message already names them (this library's
+			// and Kubernetes' Handshake do) is not repeated.
 			return nil, "", fmt.Errorf("the server accepts none of the stream protocols offered %q; it accepts [%s]: %w",
 				protocols, safetext.Sanitize(strings.Join(accepted, ", "), maxStatusBytes), err)
 		}
@@ -168,4 +170,14 @@ func newRequest(method string, u *url.URL) (*http.Request, error) {
 	req.URL = &copied
 	req.Host = strings.TrimSuffix(copied.Host, ":") // "host:" means the default port, as in http.NewRequest
 	return req, nil
+}
+
+// namesAll reports whether text contains each of names.
+func namesAll(text string, names []string) bool {
+	for _, n := range names {
+		if !strings.Contains(text, n) {
+			return false
+		}
+	}
+	return true
 }

@@ -13,8 +13,9 @@ import (
 	"github.com/httpstream-go/httpstream"
 )
 
-// readmeExec and readmeServe are the README's server snippet, word for word,
-// so that it compiles and is tested; change both together.
+// readmeExec and readmeServe are the README's server snippet (exec and
+// serve there; inside this package, upgrade.NewResponseUpgrader loses its
+// qualifier), so that it compiles and is tested; change both together.
 func readmeExec(w http.ResponseWriter, r *http.Request) {
 	if _, err := httpstream.Handshake(r, w, []string{"v5.channel.k8s.io"}); err != nil {
 		return // Handshake has answered with 400 or 403

@@ -2,6 +2,7 @@ package upgrade
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -54,6 +55,11 @@ func (e *ResponseError) Error() string {
 		msg += ": " + e.Message
 	}
 	if e.Earlier != nil {
+		var first *ResponseError
+		if errors.As(e.Earlier, &first) && first.StatusCode == e.StatusCode && first.Message == e.Message {
+			// The server said the same to both: once is enough.
+			return msg + " (to the WebSocket handshake tried first, and to a direct upgrade)"
+		}
 		return msg + " (to a direct upgrade, after the WebSocket handshake tried first failed: " + e.Earlier.Error() + ")"
 	}
 	if e.hint != "" {
