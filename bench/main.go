@@ -8,6 +8,8 @@
 //	go run ./bench -quick          # smaller: about 15 seconds
 //	go run ./bench -scenarios bulk,rtt -reps 5 -json out.json
 //	go run ./bench -quick -html report.html   # the same as one page with charts
+//	go run ./bench -scenarios wan             # over an emulated 40 ms, 50 MB/s link
+//	go run ./bench -sweep max-window          # latency against throughput per MaxStreamWindow
 //	go run ./bench -h              # the flags, and how to read the table
 //
 // Progress goes to stderr, the table to stdout. Every scenario is bounded in
@@ -42,7 +44,7 @@ Usage: go run ./bench [flags]
 `
 
 func main() {
-	cmd, cfg, err := parseArgs(os.Args[1:])
+	cmd, cfg, sw, err := parseArgs(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		cmd.Usage(os.Stdout)
 		return
@@ -51,10 +53,16 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench: %v\n(go run ./bench -h lists the flags)\n", err)
 		os.Exit(2)
 	}
-	transports := []scenario.Transport{scenario.Mux{Config: &cfg}, scenario.TCP{}}
-	meta := scenario.NewMeta("httpstream loopback report", strings.Join(append([]string{"go run ./bench"}, os.Args[1:]...), " "),
-		cmd.Reps(), cmd.Quick(), transports)
+	transports := []scenario.Transport{scenario.Mux{Config: &cfg}, scenario.WebSocket{Config: &cfg}, scenario.TCP{}}
+	command := strings.Join(append([]string{"go run ./bench"}, os.Args[1:]...), " ")
+	meta := scenario.NewMeta("httpstream loopback report", command, cmd.Reps(), cmd.Quick(), transports)
+	if sw != nil {
+		transports, meta = sw.transports(cfg), sw.meta(cfg, command, cmd)
+	}
 	rep := scenario.Run(meta, cmd.Scenarios, transports, cmd.Options, os.Stderr)
+	if sw != nil {
+		rep.Sweep = sw.report()
+	}
 	// The files first: they hold every run, and a closed stdout (a pipe
 	// into head) must not lose them.
 	status := 0
@@ -71,21 +79,34 @@ func main() {
 
 // parseArgs defines the flags, parses args and checks them all, the common
 // ones (scenario.Command) and the mux.Config ones, which it returns as the
-// Config the httpstream transport runs with.
-func parseArgs(args []string) (*scenario.Command, mux.Config, error) {
+// Config the httpstream transport runs with, and -sweep, which it returns
+// if set.
+func parseArgs(args []string) (*scenario.Command, mux.Config, *sweep, error) {
 	cmd := scenario.NewCommand("bench", about)
 	fs := cmd.Flags
 	frameSize := fs.Int("frame-size", 0, fmt.Sprintf("mux Config.MaxFrameSize, %d to %d (0: the default, %d)", frame.MinMaxFrameSize, frame.MaxLength, mux.DefaultMaxFrameSize))
 	initWindow := fs.Uint64("initial-window", 0, fmt.Sprintf("mux Config.InitialStreamWindow, at most %d (0: the default, %d)", frame.MaxWindow, mux.DefaultInitialStreamWindow))
 	maxWindow := fs.Uint64("max-window", 0, fmt.Sprintf("mux Config.MaxStreamWindow, at most %d (0: the default, %d)", frame.MaxWindow, mux.DefaultMaxStreamWindow))
 	unsent := fs.Int("unsent-limit", 0, fmt.Sprintf("mux Config.UnsentLimit (0: the default, %d; negative: off)", mux.DefaultUnsentLimit))
+	sweepName := fs.String("sweep", "", "run "+sweepScenarios+" (or the -scenarios named) on the engine at each of several values of one\n"+
+		"mux.Config field, tcp beside them, and print the frontier: the echo's latency against the bulk stream's rate, per value\n"+
+		"(-html: as a chart). One of: "+sweepNames())
 	var cfg mux.Config
+	var sw *sweep
 	err := cmd.Parse(args, func(*scenario.Options) error {
 		var err error
-		cfg, err = muxConfig(*frameSize, *initWindow, *maxWindow, *unsent)
+		if cfg, err = muxConfig(*frameSize, *initWindow, *maxWindow, *unsent); err != nil || *sweepName == "" {
+			return err
+		}
+		named := false
+		fs.Visit(func(f *flag.Flag) { named = named || f.Name == "scenarios" })
+		if !named {
+			cmd.Scenarios, _ = scenario.Select(sweepScenarios)
+		}
+		sw, err = lookupSweep(*sweepName, cfg, cmd.Scenarios)
 		return err
 	})
-	return cmd, cfg, err
+	return cmd, cfg, sw, err
 }
 
 // muxConfig checks the Config flags against the protocol's limits, so that

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/httpstream-go/httpstream/mux"
@@ -31,7 +32,7 @@ func TestConfigFlagsAreCheckedNotTruncated(t *testing.T) {
 		{name: "a stray argument after a Config flag", args: []string{"-frame-size", "2048", "1"}, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, cfg, err := parseArgs(tc.args)
+			_, cfg, _, err := parseArgs(tc.args)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("parseArgs(%q) = %v, want error %v", tc.args, err, tc.wantErr)
 			}
@@ -42,6 +43,51 @@ func TestConfigFlagsAreCheckedNotTruncated(t *testing.T) {
 				cfg.MaxStreamWindow != tc.want.MaxStreamWindow ||
 				cfg.UnsentLimit != tc.want.UnsentLimit) {
 				t.Errorf("Config = %+v, want %+v", cfg, tc.want)
+			}
+		})
+	}
+}
+
+func TestSweepFlag(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		args      []string
+		wantErr   bool
+		scenarios []string
+	}{
+		{name: "no sweep", args: nil},
+		{name: "the window sweep runs both interactive scenarios", args: []string{"-sweep", "max-window"},
+			scenarios: []string{"interactive", "wan-interactive"}},
+		{name: "the sweep runs the scenarios named", args: []string{"-sweep", "max-window", "-scenarios", "wan-interactive"},
+			scenarios: []string{"wan-interactive"}},
+		{name: "a scenario without a bulk stream cannot be swept", args: []string{"-sweep", "max-window", "-scenarios", "rtt"}, wantErr: true},
+		{name: "the swept field may not be set too", args: []string{"-sweep", "max-window", "-max-window", "1048576"}, wantErr: true},
+		{name: "an unknown sweep", args: []string{"-sweep", "frame-size-ish"}, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd, _, sw, err := parseArgs(tc.args)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("parseArgs(%q) = %v, want error %v", tc.args, err, tc.wantErr)
+			}
+			if err != nil || tc.scenarios == nil {
+				if err == nil && sw != nil {
+					t.Errorf("a sweep without -sweep: %+v", sw)
+				}
+				return
+			}
+			var names []string
+			for _, s := range cmd.Scenarios {
+				names = append(names, s.Name)
+			}
+			if sw == nil || strings.Join(names, ",") != strings.Join(tc.scenarios, ",") {
+				t.Fatalf("sweep %v over %v, want %v", sw, names, tc.scenarios)
+			}
+			trs := sw.transports(mux.Config{})
+			if len(trs) != len(sw.values)+1 || trs[len(trs)-1].Name() != "tcp" || trs[0].Name() != "256 KiB" {
+				t.Errorf("transports %v: want one per value, named by it, and tcp last", trs)
+			}
+			if sw.report().Default != "16 MiB" {
+				t.Errorf("default %q, want 16 MiB", sw.report().Default)
 			}
 		})
 	}

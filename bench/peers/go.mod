@@ -3,6 +3,7 @@ module github.com/httpstream-go/httpstream/bench/peers
 go 1.26.0
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/hashicorp/yamux v0.1.2
 	github.com/httpstream-go/httpstream v0.0.0
 	github.com/xtaci/smux v1.5.58

@@ -9,6 +9,7 @@
 //	go run . -quick                # smaller: about a minute
 //	go run . -scenarios bulk,hol -reps 5 -json out.json
 //	go run . -html peers.html      # the same as one page with charts
+//	go run . -scenarios wan        # over an emulated 40 ms, 50 MB/s link
 //	go run . -h                    # the flags, and how to read the table
 //
 // It is a module of its own so that the root module stays free of
@@ -124,7 +125,8 @@ func parseArgs(args []string) (*scenario.Command, []scenario.Transport, error) {
 // allTransports lists the transports in column order, the baseline last.
 func allTransports() []scenario.Transport {
 	return []scenario.Transport{
-		scenario.Mux{}, // the default Config, as in the root report
+		scenario.Mux{},       // the default Config, as in the root report
+		scenario.WebSocket{}, // the same engine in the WebSocket tunnel
 		Yamux{},
 		Smux{},
 		SPDY{},

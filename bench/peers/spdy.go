@@ -41,8 +41,12 @@ const acceptBacklog = 1024
 
 // NewPair starts a SPDY client and server connection over a loopback
 // connection.
-func (SPDY) NewPair() (scenario.Pair, error) {
-	rawA, rawB, err := scenario.LoopbackTCP()
+func (t SPDY) NewPair() (scenario.Pair, error) { return t.NewPairOn(scenario.Loopback{}) }
+
+// NewPairOn starts a SPDY client and server connection over a connection
+// across n.
+func (SPDY) NewPairOn(n scenario.Network) (scenario.Pair, error) {
+	rawA, rawB, err := scenario.ConnectOn(n)
 	if err != nil {
 		return nil, err
 	}

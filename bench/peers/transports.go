@@ -22,8 +22,11 @@ func (Yamux) Notes() string {
 }
 
 // NewPair starts a yamux client and server over a loopback connection.
-func (Yamux) NewPair() (scenario.Pair, error) {
-	a, b, err := scenario.LoopbackTCP()
+func (t Yamux) NewPair() (scenario.Pair, error) { return t.NewPairOn(scenario.Loopback{}) }
+
+// NewPairOn starts a yamux client and server over a connection across n.
+func (Yamux) NewPairOn(n scenario.Network) (scenario.Pair, error) {
+	a, b, err := scenario.ConnectOn(n)
 	if err != nil {
 		return nil, err
 	}
@@ -72,8 +75,11 @@ func (Smux) Notes() string {
 }
 
 // NewPair starts a smux client and server over a loopback connection.
-func (Smux) NewPair() (scenario.Pair, error) {
-	a, b, err := scenario.LoopbackTCP()
+func (t Smux) NewPair() (scenario.Pair, error) { return t.NewPairOn(scenario.Loopback{}) }
+
+// NewPairOn starts a smux client and server over a connection across n.
+func (Smux) NewPairOn(n scenario.Network) (scenario.Pair, error) {
+	a, b, err := scenario.ConnectOn(n)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 )
 
 // Command is the command line that `go run ./bench` and bench/peers share:
@@ -28,6 +29,9 @@ type Command struct {
 	reps               int
 	jsonPath, htmlPath string
 	jsonFile, htmlFile *os.File
+	wanRTT             time.Duration
+	wanRate            float64 // MB/s
+	wanBuffer          int64
 }
 
 // NewCommand defines the common flags. about opens the -h text: what the
@@ -39,10 +43,15 @@ func NewCommand(name, about string) *Command {
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	fs.BoolVar(&c.quick, "quick", false, "about ten times smaller counts, and runs of at least a quarter second instead of one")
-	fs.StringVar(&c.scenarios, "scenarios", "", "comma-separated scenarios to run (default all: "+Names()+")")
+	fs.StringVar(&c.scenarios, "scenarios", "", "comma-separated scenarios to run (default: "+Names(false)+"); "+
+		Names(true)+" run over an emulated WAN link when named, or all of them as "+wanGroup)
 	fs.IntVar(&c.reps, "reps", 3, "runs of each scenario on each transport, at least 1; the table shows the median")
 	fs.StringVar(&c.jsonPath, "json", "", "also write the report as JSON to this file: every run, the medians, the metadata")
 	fs.StringVar(&c.htmlPath, "html", "", "also write the report as one self-contained HTML page to this file: ratio bars, latency distributions, the table")
+	d := DefaultLink()
+	fs.DurationVar(&c.wanRTT, "wan-rtt", d.RTT(), "round trip of the wan scenarios' emulated link, half each way")
+	fs.Float64Var(&c.wanRate, "wan-rate", d.Forward.Rate/1e6, "rate of the emulated link each way, MB/s (10^6 bytes a second)")
+	fs.Int64Var(&c.wanBuffer, "wan-buffer", 0, "the emulated link's bottleneck queue each way, bytes (0: one bandwidth-delay product, rate × round trip)")
 	return c
 }
 
@@ -78,6 +87,10 @@ func (c *Command) Parse(args []string, check func(*Options) error) error {
 	if c.quick {
 		c.Options = Quick()
 	}
+	c.Options.Link = SymmetricLink(c.wanRTT, c.wanRate*1e6, c.wanBuffer)
+	if err := c.Options.Link.Check(); err != nil {
+		return fmt.Errorf("-wan-rtt, -wan-rate, -wan-buffer: %w", err)
+	}
 	if check != nil {
 		if err := check(&c.Options); err != nil {
 			return err
@@ -85,6 +98,14 @@ func (c *Command) Parse(args []string, check func(*Options) error) error {
 	}
 	if err := c.Options.Check(); err != nil {
 		return err
+	}
+	for _, s := range c.Scenarios {
+		if s.WAN {
+			if err := c.Options.checkWAN(); err != nil {
+				return err
+			}
+			break
+		}
 	}
 	if c.jsonFile, err = create("-json", c.jsonPath); err != nil {
 		return err
@@ -160,7 +181,11 @@ func WriteGuide(w io.Writer) {
 Scenarios and their metrics:
 `, base)
 	for _, s := range All {
-		fmt.Fprintf(w, "  %-14s %s\n", s.Name, s.About)
+		about := s.About
+		if s.WAN {
+			about += " (runs when named)"
+		}
+		fmt.Fprintf(w, "  %-15s %s\n", s.Name, about)
 		for _, m := range s.Metrics {
 			fmt.Fprintf(w, "    %-20s %s\n", m.Name+" "+m.Better.Arrow(), m.About)
 		}
@@ -175,6 +200,8 @@ Sizes, full and with -quick:
   rtt                at least %d and %d echoes of %d B, and at least %s and %s
   open               at least %d and %d cycles, and at least %s and %s
   interactive        %s and %s, an echo every %s
+  wan-*              %s and %s, of which the first %s and %s are left out; an echo every %s;
+                     the link: %s (-wan-rtt, -wan-rate, -wan-buffer)
   mem                %d and %d idle streams
   hol                at least %s and %s on the second stream, and at least %s and %s
   allocs             %s and %s
@@ -184,6 +211,7 @@ Sizes, full and with -quick:
 		d.EchoRounds, q.EchoRounds, d.EchoSize, d.MinDuration, q.MinDuration,
 		d.Opens, q.Opens, d.MinDuration, q.MinDuration,
 		d.Interactive, q.Interactive, d.EchoEvery,
+		d.WANDuration, q.WANDuration, d.WANWarmup, q.WANWarmup, d.WANEchoEvery, d.Link,
 		d.IdleStreams, q.IdleStreams,
 		FormatBytes(d.HOLBytes), FormatBytes(q.HOLBytes), d.MinDuration, q.MinDuration,
 		FormatBytes(d.AllocsBytes), FormatBytes(q.AllocsBytes),

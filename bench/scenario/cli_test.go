@@ -38,6 +38,13 @@ func TestCommandChecksEveryFlagBeforeRunning(t *testing.T) {
 			check: func(*Options) error { return errors.New("-frame-size 1: out of range") }, wantErr: true, mention: "-frame-size"},
 		{name: "options the command sets are checked",
 			check: func(o *Options) error { o.Timeout = time.Second; return nil }, wantErr: true, mention: "minimum duration"},
+		{name: "a wan run must fit in the bound of a run", args: []string{"-scenarios", "wan-bulk"},
+			check: func(o *Options) error { o.MinDuration, o.Timeout = 0, 6*time.Second; return nil }, wantErr: true, mention: "wan run"},
+		{name: "a wan run's bound is not checked when none runs", args: []string{"-scenarios", "bulk"},
+			check: func(o *Options) error { o.MinDuration, o.Timeout = 0, 6*time.Second; return nil }},
+		{name: "a link with no rate is an error", args: []string{"-wan-rate", "0"}, wantErr: true, mention: "-wan-rate"},
+		{name: "a negative round trip is an error", args: []string{"-wan-rtt", "-1ms"}, wantErr: true, mention: "-wan-rtt"},
+		{name: "a negative buffer is an error", args: []string{"-wan-buffer", "-1"}, wantErr: true, mention: "-wan-buffer"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := NewCommand("test", "about\n")
@@ -78,8 +85,13 @@ func TestCommandOptionsFollowQuick(t *testing.T) {
 		if c.Options != tc.want {
 			t.Errorf("%q: options %+v, want %+v", tc.args, c.Options, tc.want)
 		}
-		if len(c.Scenarios) != len(All) {
-			t.Errorf("%q: %d scenarios, want all", tc.args, len(c.Scenarios))
+		for _, s := range c.Scenarios {
+			if s.WAN {
+				t.Errorf("%q: %s runs by default, but a wan scenario runs only when named", tc.args, s.Name)
+			}
+		}
+		if len(c.Scenarios) != len(All)-3 {
+			t.Errorf("%q: %d scenarios, want all %d but the 3 wan ones", tc.args, len(c.Scenarios), len(All)-3)
 		}
 	}
 }
@@ -102,5 +114,40 @@ func TestHelpDescribesToolAndColumns(t *testing.T) {
 		if !strings.Contains(help, want) {
 			t.Errorf("-h does not say %q", want)
 		}
+	}
+}
+
+func TestWANScenariosRunWhenNamed(t *testing.T) {
+	for _, tc := range []struct {
+		list string
+		want []string
+	}{
+		{"", []string{"bulk", "bulk-N", "rtt", "open", "interactive", "mem", "hol", "allocs"}},
+		{"wan", []string{"wan-bulk", "wan-bulk-N", "wan-interactive"}},
+		{"rtt,wan-interactive", []string{"rtt", "wan-interactive"}},
+		{"bulk, wan", []string{"bulk", "wan-bulk", "wan-bulk-N", "wan-interactive"}},
+	} {
+		got, err := Select(tc.list)
+		if err != nil {
+			t.Fatalf("Select(%q): %v", tc.list, err)
+		}
+		var names []string
+		for _, s := range got {
+			names = append(names, s.Name)
+		}
+		if strings.Join(names, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("Select(%q) = %v, want %v", tc.list, names, tc.want)
+		}
+	}
+}
+
+func TestWANFlagsMakeTheLink(t *testing.T) {
+	c := NewCommand("test", "")
+	if err := c.Parse([]string{"-wan-rtt", "100ms", "-wan-rate", "12.5", "-wan-buffer", "500000"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := Path{Delay: 50 * time.Millisecond, Rate: 12.5e6, Buffer: 500000}
+	if l := c.Options.Link; l.Forward != want || l.Back != want {
+		t.Errorf("link %+v, want %+v each way", l, want)
 	}
 }

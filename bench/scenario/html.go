@@ -69,33 +69,22 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;font-size:14p
 </style></head><body>
 `, esc(r.Meta.Title), pageWidth, betterColour, worseColour, worseColour)
 	r.htmlHeader(&b)
-	b.WriteString("<h2>Ratio to " + esc(r.Meta.Baseline) + "</h2>\n")
-	fmt.Fprintf(&b, `<p class="note">Each bar is a transport's median over %[1]s's median (%[1]s: raw TCP, a connection per stream), on a log scale
-centred on 1&times;; the thin line through it spans the lowest and highest of %[2]s over the same median.
-The arrow says which way is better; the ratio is <span class="better">green</span> where the transport beats %[1]s and
-<span class="worse">red</span> where it does worse.</p>
-`, esc(r.Meta.Baseline), runs(r.Meta.Reps))
-	r.ratioChart(&b)
-	if r.hasLatency() {
-		b.WriteString("<h2>Latency distribution</h2>\n")
-		fmt.Fprintf(&b, `<p class="note">Round-trip time by percentile, the tail stretched out (each step right is ten times rarer); both scales
-logarithmic, lower is better. A point is the median of %s' values of that percentile.</p>
-<div class="charts">
-`, runs(r.Meta.Reps))
-		for _, s := range r.Scenarios {
-			if s.Latency {
-				r.latencyChart(&b, s)
-			}
-		}
-		b.WriteString("</div>\n")
+	if r.Sweep != nil {
+		r.htmlFrontier(&b)
+	} else {
+		r.htmlTransportReport(&b)
 	}
-	b.WriteString("<h2>Table</h2>\n")
-	r.htmlTable(&b)
 	b.WriteString("<h2>Transports</h2>\n<dl>\n")
 	for i, tr := range r.Transports {
 		fmt.Fprintf(&b, "<dt style=\"color:%s\">%s</dt><dd>%s</dd>\n", r.colour(i), esc(tr.Name), esc(tr.Notes))
 	}
 	b.WriteString("</dl>\n")
+	if gs := r.unsupportedGroups(); len(gs) > 0 {
+		b.WriteString("<h2>Not run</h2>\n")
+		for _, g := range gs {
+			fmt.Fprintf(&b, "<p>%s did not run %s: <code>%s</code></p>\n", esc(g[1]), esc(g[0]), esc(g[2]))
+		}
+	}
 	if fs := r.sortedFailures(); len(fs) > 0 {
 		b.WriteString("<h2>Failures</h2>\n")
 		for _, f := range fs {
@@ -105,6 +94,33 @@ logarithmic, lower is better. A point is the median of %s' values of that percen
 	b.WriteString("</body></html>\n")
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// htmlTransportReport writes the body of a report of transports: the ratio
+// bars, the latency distributions, the table.
+func (r *Report) htmlTransportReport(b *bytes.Buffer) {
+	b.WriteString("<h2>Ratio to " + esc(r.Meta.Baseline) + "</h2>\n")
+	fmt.Fprintf(b, `<p class="note">Each bar is a transport's median over %[1]s's median (%[1]s: raw TCP, a connection per stream), on a log scale
+centred on 1&times;; the thin line through it spans the lowest and highest of %[2]s over the same median.
+The arrow says which way is better; the ratio is <span class="better">green</span> where the transport beats %[1]s and
+<span class="worse">red</span> where it does worse.</p>
+`, esc(r.Meta.Baseline), runs(r.Meta.Reps))
+	r.ratioChart(b)
+	if r.hasLatency() {
+		b.WriteString("<h2>Latency distribution</h2>\n")
+		fmt.Fprintf(b, `<p class="note">Round-trip time by percentile, the tail stretched out (each step right is ten times rarer); both scales
+logarithmic, lower is better. A point is the median of %s' values of that percentile.</p>
+<div class="charts">
+`, runs(r.Meta.Reps))
+		for _, s := range r.Scenarios {
+			if s.Latency {
+				r.latencyChart(b, s)
+			}
+		}
+		b.WriteString("</div>\n")
+	}
+	b.WriteString("<h2>Table</h2>\n")
+	r.htmlTable(b)
 }
 
 // htmlHeader writes the title and what the report ran on, as the text
@@ -117,6 +133,9 @@ func (r *Report) htmlHeader(b *bytes.Buffer) {
 	fmt.Fprintf(b, "<p class=\"meta\">%s %s/%s &middot; GOMAXPROCS=%d of %d CPUs &middot; %s</p>\n",
 		esc(m.GoVersion), esc(m.OS), esc(m.Arch), m.GOMAXPROCS, m.NumCPU, esc(m.reps()))
 	fmt.Fprintf(b, "<p class=\"meta\">%s</p>\n", esc(m.runBounds(r.Options)))
+	if l := r.linkLine(); l != "" {
+		fmt.Fprintf(b, "<p class=\"meta\">%s</p>\n", esc(l))
+	}
 	if len(m.Modules) > 0 {
 		fmt.Fprintf(b, "<p class=\"meta\">modules: %s</p>\n", esc(strings.Join(m.Modules, ", ")))
 	}

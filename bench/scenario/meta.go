@@ -170,6 +170,29 @@ func (m Meta) headerLines(o Options, width int) []string {
 	return lines
 }
 
+// headerLines is the Meta's header, and the emulated link if a wan
+// scenario ran.
+func (r *Report) headerLines(width int) []string {
+	lines := r.Meta.headerLines(r.Options, width)
+	if l := r.linkLine(); l != "" {
+		lines = append(lines[:3:3], append([]string{l}, lines[3:]...)...)
+	}
+	return lines
+}
+
+// linkLine describes the emulated link of the wan scenarios and their
+// runs, or is "" if none ran.
+func (r *Report) linkLine() string {
+	for _, s := range r.Scenarios {
+		if s.WAN {
+			o := r.Options
+			return fmt.Sprintf("wan-*: emulated link %s each way; %s per run, the first %s left out",
+				o.Link, o.WANDuration, o.WANWarmup)
+		}
+	}
+	return ""
+}
+
 // reps says how many runs each case had and at what size.
 func (m Meta) reps() string {
 	size := "full size"

@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -21,6 +22,11 @@ type Report struct {
 	Runs       []RunRecord                              `json:"runs"`
 	Median     map[string]map[string]map[string]float64 `json:"median"` // scenario -> transport -> metric
 	Failures   map[string]map[string]string             `json:"failed,omitempty"`
+	// Unsupported says which transport could not run which scenario, and
+	// why (ErrUnsupported): no value, and no failure.
+	Unsupported map[string]map[string]string `json:"unsupported,omitempty"`
+	// Sweep, if set, makes the report a frontier (sweep.go).
+	Sweep *Sweep `json:"sweep,omitempty"`
 }
 
 // TransportInfo names a transport of the report and says what it is.
@@ -45,11 +51,12 @@ type RunRecord struct {
 func Run(meta Meta, scenarios []Scenario, transports []Transport, o Options, progress io.Writer) *Report {
 	o = o.withDefaults()
 	r := &Report{
-		Meta:      meta,
-		Options:   o,
-		Scenarios: scenarios,
-		Median:    map[string]map[string]map[string]float64{},
-		Failures:  map[string]map[string]string{},
+		Meta:        meta,
+		Options:     o,
+		Scenarios:   scenarios,
+		Median:      map[string]map[string]map[string]float64{},
+		Failures:    map[string]map[string]string{},
+		Unsupported: map[string]map[string]string{},
 	}
 	for _, tr := range transports {
 		r.Transports = append(r.Transports, TransportInfo{Name: tr.Name(), Notes: tr.Notes()})
@@ -62,15 +69,20 @@ func Run(meta Meta, scenarios []Scenario, transports []Transport, o Options, pro
 				t0 := time.Now()
 				res := RunOne(s, tr, o)
 				run := RunRecord{Scenario: s.Name, Transport: tr.Name(), Rep: rep, Metrics: res.Metrics, ElapsedSeconds: time.Since(t0).Seconds()}
-				if res.Err != nil {
+				switch {
+				case errors.Is(res.Err, ErrUnsupported):
 					run.Error = res.Err.Error()
-					if r.Failures[s.Name] == nil {
-						r.Failures[s.Name] = map[string]string{}
-					}
-					r.Failures[s.Name][tr.Name()] = run.Error
+					addNote(r.Unsupported, s.Name, tr.Name(), run.Error)
+				case res.Err != nil:
+					run.Error = res.Err.Error()
+					addNote(r.Failures, s.Name, tr.Name(), run.Error)
 				}
 				r.Runs = append(r.Runs, run)
-				fmt.Fprintf(progress, "%-12s %-12s run %d/%d  %6.2fs  %s\n", s.Name, tr.Name(), rep, meta.Reps, run.ElapsedSeconds, describe(s, run))
+				line := describe(s, run)
+				if errors.Is(res.Err, ErrUnsupported) {
+					line = "not run: " + run.Error
+				}
+				fmt.Fprintf(progress, "%-15s %-12s run %d/%d  %6.2fs  %s\n", s.Name, tr.Name(), rep, meta.Reps, run.ElapsedSeconds, line)
 				if all[tr.Name()] == nil {
 					all[tr.Name()] = map[string][]float64{}
 				}
@@ -89,6 +101,14 @@ func Run(meta Meta, scenarios []Scenario, transports []Transport, o Options, pro
 	}
 	r.Meta.ElapsedSeconds = time.Since(start).Seconds()
 	return r
+}
+
+// addNote sets notes[scenario][transport] to msg.
+func addNote(notes map[string]map[string]string, scenario, transport, msg string) {
+	if notes[scenario] == nil {
+		notes[scenario] = map[string]string{}
+	}
+	notes[scenario][transport] = msg
 }
 
 // describe is a run's progress line: its table metrics, or its failure.
@@ -220,11 +240,49 @@ func (c cell) ratioText() string {
 // one row per scenario metric with each transport's median and its ratio
 // to the baseline, a legend, what each transport is, and the failures.
 func (r *Report) WriteTable(w io.Writer) {
-	for _, l := range r.Meta.headerLines(r.Options, 100) {
+	for _, l := range r.headerLines(100) {
 		fmt.Fprintln(w, l)
 	}
 	fmt.Fprintln(w)
+	if r.Sweep != nil {
+		r.writeFrontier(w)
+	} else {
+		r.writeTransportTable(w)
+	}
+	fmt.Fprintln(w, "\ntransports:")
+	groups := r.transportGroups()
+	width := 0
+	for _, g := range groups {
+		width = max(width, len(g[0]))
+	}
+	for _, g := range groups {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, g[0], g[1])
+	}
+	for _, g := range r.unsupportedGroups() {
+		fmt.Fprintf(w, "\n%s did not run %s: %s\n", g[1], g[0], g[2])
+	}
+	for _, f := range r.sortedFailures() {
+		fmt.Fprintf(w, "\nFAILED %s on %s: %s\n", f[0], f[1], f[2])
+	}
+}
 
+// transportGroups returns (names, notes) for the transports, those with
+// the same notes (a sweep's) named together: "256 KiB, 1 MiB".
+func (r *Report) transportGroups() [][2]string {
+	var groups [][2]string
+	for _, tr := range r.Transports {
+		if n := len(groups); n > 0 && groups[n-1][1] == tr.Notes {
+			groups[n-1][0] += ", " + tr.Name
+			continue
+		}
+		groups = append(groups, [2]string{tr.Name, tr.Notes})
+	}
+	return groups
+}
+
+// writeTransportTable writes a row per scenario metric and a column per
+// transport, then the legend.
+func (r *Report) writeTransportTable(w io.Writer) {
 	base := r.Meta.Baseline
 	head := []string{"scenario", "metric", ""}
 	for _, tr := range r.Transports {
@@ -252,26 +310,35 @@ func (r *Report) WriteTable(w io.Writer) {
 
 	fmt.Fprintf(w, "\n↑ higher is better, ↓ lower is better. A cell is the median of %s;\n", runs(r.Meta.Reps))
 	fmt.Fprintf(w, "X/%s is X's median over %s's (a connection per stream): above 1, X measured more.\n", base, base)
-	fmt.Fprintln(w, "\ntransports:")
-	width := 0
-	for _, tr := range r.Transports {
-		width = max(width, len(tr.Name))
+}
+
+// unsupportedGroups lists what did not run as (scenarios, transport,
+// reason), the scenarios that one transport could not run for one reason
+// together, in report order: "wan-bulk, wan-interactive".
+func (r *Report) unsupportedGroups() [][3]string {
+	var groups [][3]string
+	for _, n := range r.sortedNotes(r.Unsupported) {
+		i := slices.IndexFunc(groups, func(g [3]string) bool { return g[1] == n[1] && g[2] == n[2] })
+		if i < 0 {
+			groups = append(groups, n)
+			continue
+		}
+		groups[i][0] += ", " + n[0]
 	}
-	for _, tr := range r.Transports {
-		fmt.Fprintf(w, "  %-*s  %s\n", width, tr.Name, tr.Notes)
-	}
-	for _, f := range r.sortedFailures() {
-		fmt.Fprintf(w, "\nFAILED %s on %s: %s\n", f[0], f[1], f[2])
-	}
+	return groups
 }
 
 // sortedFailures lists the failures as (scenario, transport, error), in
 // report order, so that two reports of the same failures read the same.
-func (r *Report) sortedFailures() [][3]string {
+func (r *Report) sortedFailures() [][3]string { return r.sortedNotes(r.Failures) }
+
+// sortedNotes lists notes (Failures, Unsupported) as (scenario, transport,
+// message), in report order.
+func (r *Report) sortedNotes(notes map[string]map[string]string) [][3]string {
 	var out [][3]string
 	for _, s := range r.Scenarios {
 		for _, tr := range r.Transports {
-			if msg, ok := r.Failures[s.Name][tr.Name]; ok {
+			if msg, ok := notes[s.Name][tr.Name]; ok {
 				out = append(out, [3]string{s.Name, tr.Name, msg})
 			}
 		}

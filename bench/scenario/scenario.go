@@ -49,6 +49,11 @@ type Transport interface {
 	Notes() string
 }
 
+// ErrUnsupported reports that a transport cannot run a scenario (the wan
+// scenarios need a NetworkTransport): the report shows no value and says
+// why, but it is not a failure.
+var ErrUnsupported = errors.New("unsupported")
+
 // ErrStuck reports that a scenario made no progress within its bound: the
 // report shows it as a failure instead of hanging.
 var ErrStuck = errors.New("scenario made no progress within its time bound")
@@ -74,6 +79,16 @@ type Options struct {
 	// not), and once came out 1.37 times "faster than TCP".
 	MinDuration time.Duration
 	Timeout     time.Duration // bound of every scenario run
+
+	// Link is the emulated link of the wan scenarios; the zero value is
+	// DefaultLink().
+	Link LinkConfig
+	// WANDuration is how long each run of a wan scenario moves data; the
+	// first WANWarmup of it (windows growing, the link's queue filling) is
+	// left out of its numbers.
+	WANDuration  time.Duration
+	WANWarmup    time.Duration
+	WANEchoEvery time.Duration // echo period in wan-interactive
 }
 
 // Default returns the full-size options; Quick smaller ones.
@@ -92,6 +107,11 @@ func Default() Options {
 		AllocsBytes: 64 << 20,
 		MinDuration: time.Second,
 		Timeout:     60 * time.Second,
+
+		Link:         DefaultLink(),
+		WANDuration:  5 * time.Second,
+		WANWarmup:    time.Second,
+		WANEchoEvery: 10 * time.Millisecond,
 	}
 }
 
@@ -107,6 +127,8 @@ func Quick() Options {
 	o.IdleStreams /= 10
 	o.HOLBytes /= 8
 	o.MinDuration /= 4
+	o.WANDuration = 2 * time.Second
+	o.WANWarmup = 500 * time.Millisecond
 	return o
 }
 
@@ -125,6 +147,13 @@ func (o Options) withDefaults() Options {
 	orDefault(&o.AllocsBytes, d.AllocsBytes)
 	orDefault(&o.Timeout, d.Timeout)
 	o.MinDuration = max(o.MinDuration, 0)
+	if o.Link == (LinkConfig{}) {
+		o.Link = d.Link
+	}
+	o.Link = o.Link.withDefaults()
+	orDefault(&o.WANDuration, d.WANDuration)
+	orDefault(&o.WANWarmup, d.WANWarmup)
+	orDefault(&o.WANEchoEvery, d.WANEchoEvery)
 	return o
 }
 
@@ -141,6 +170,19 @@ func (o Options) Check() error {
 	o = o.withDefaults()
 	if o.MinDuration > 0 && o.Timeout < 4*o.MinDuration {
 		return fmt.Errorf("the bound of a run, %s, is under four times its minimum duration, %s: hol, which gives up at half the bound, could not pass", o.Timeout, o.MinDuration)
+	}
+	if o.WANWarmup >= o.WANDuration {
+		return fmt.Errorf("the warm-up of a wan run, %s, leaves nothing of its %s to measure", o.WANWarmup, o.WANDuration)
+	}
+	return o.Link.Check()
+}
+
+// checkWAN reports options under which a wan run cannot finish within its
+// bound: it moves data for WANDuration, then drains the link.
+func (o Options) checkWAN() error {
+	o = o.withDefaults()
+	if o.Timeout < 2*o.WANDuration {
+		return fmt.Errorf("the bound of a run, %s, is under twice the length of a wan run, %s", o.Timeout, o.WANDuration)
 	}
 	return nil
 }
@@ -161,7 +203,33 @@ type optionsJSON struct {
 	AllocsBytes        int64   `json:"allocs_bytes"`
 	MinDurationSeconds float64 `json:"min_duration_seconds"`
 	TimeoutSeconds     float64 `json:"timeout_seconds"`
+
+	Link                linkJSON `json:"link"`
+	WANDurationSeconds  float64  `json:"wan_duration_seconds"`
+	WANWarmupSeconds    float64  `json:"wan_warmup_seconds"`
+	WANEchoEverySeconds float64  `json:"wan_echo_every_seconds"`
 }
+
+// linkJSON and pathJSON are LinkConfig as the JSON report writes it.
+type linkJSON struct {
+	Forward pathJSON `json:"forward"`
+	Back    pathJSON `json:"back"`
+}
+
+type pathJSON struct {
+	DelaySeconds       float64 `json:"delay_seconds"`
+	RateBytesPerSecond float64 `json:"rate_bytes_per_second"`
+	BufferBytes        int64   `json:"buffer_bytes"`
+}
+
+func toPathJSON(p Path) pathJSON { return pathJSON{p.Delay.Seconds(), p.Rate, p.Buffer} }
+
+func (p pathJSON) path() Path {
+	return Path{Delay: seconds(p.DelaySeconds), Rate: p.RateBytesPerSecond, Buffer: p.BufferBytes}
+}
+
+// seconds turns seconds read from JSON back into a Duration.
+func seconds(s float64) time.Duration { return time.Duration(math.Round(s * float64(time.Second))) }
 
 // MarshalJSON writes the options with their units in the names: sizes in
 // bytes, durations in seconds.
@@ -170,6 +238,8 @@ func (o Options) MarshalJSON() ([]byte, error) {
 		o.BulkBytes, o.WriteSize, o.Streams, o.EchoRounds, o.EchoSize,
 		o.Interactive.Seconds(), o.EchoEvery.Seconds(), o.Opens, o.IdleStreams,
 		o.HOLBytes, o.AllocsBytes, o.MinDuration.Seconds(), o.Timeout.Seconds(),
+		linkJSON{toPathJSON(o.Link.Forward), toPathJSON(o.Link.Back)},
+		o.WANDuration.Seconds(), o.WANWarmup.Seconds(), o.WANEchoEvery.Seconds(),
 	})
 }
 
@@ -180,13 +250,15 @@ func (o *Options) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	seconds := func(s float64) time.Duration { return time.Duration(math.Round(s * float64(time.Second))) }
 	*o = Options{
 		BulkBytes: j.BulkBytes, WriteSize: j.WriteSizeBytes, Streams: j.Streams,
 		EchoRounds: j.EchoRounds, EchoSize: j.EchoSizeBytes,
 		Interactive: seconds(j.InteractiveSeconds), EchoEvery: seconds(j.EchoEverySeconds),
 		Opens: j.Opens, IdleStreams: j.IdleStreams, HOLBytes: j.HOLBytes, AllocsBytes: j.AllocsBytes,
 		MinDuration: seconds(j.MinDurationSeconds), Timeout: seconds(j.TimeoutSeconds),
+		Link:        LinkConfig{Forward: j.Link.Forward.path(), Back: j.Link.Back.path()},
+		WANDuration: seconds(j.WANDurationSeconds), WANWarmup: seconds(j.WANWarmupSeconds),
+		WANEchoEvery: seconds(j.WANEchoEverySeconds),
 	}
 	return nil
 }
@@ -263,6 +335,10 @@ type Scenario struct {
 	// Latency says that Run also reports the latency distribution: a metric
 	// LatencyMetric(q) for every q in LatencyQuantiles.
 	Latency bool `json:"latency,omitempty"`
+	// WAN says that the scenario runs over an emulated link (Options.Link)
+	// and only when named: a run takes seconds, so the default selection
+	// leaves it out.
+	WAN bool `json:"wan,omitempty"`
 	// Run runs the scenario once on tr, within ctx, and returns its
 	// metrics; it never asserts on time.
 	Run func(ctx context.Context, tr Transport, o Options) (map[string]float64, error) `json:"-"`
@@ -326,32 +402,64 @@ var All = []Scenario{
 			{"B/MiB", Lower, "bytes allocated per MiB moved (the scenario's own buffers: 1 KiB)"},
 			{"allocs/MiB", Lower, "allocations per MiB moved"},
 		}},
+	{Name: "wan-bulk", About: "bulk over an emulated WAN link (-wan-rtt, -wan-rate): one stream, 32 KiB writes", Run: WANBulk, WAN: true,
+		Metrics: []Metric{{"MB/s", Higher, "megabytes per second after the warm-up, as the receiver saw them"}}},
+	{Name: "wan-bulk-N", About: "bulk-N over the emulated WAN link: 16 streams at once", Run: WANBulkN, WAN: true,
+		Metrics: []Metric{{"MB/s", Higher, "the aggregate of the streams after the warm-up, megabytes per second"}}},
+	{Name: "wan-interactive", About: "over the emulated WAN link: a 64-byte echo every 10 ms on one stream while another sends bulk", Run: WANInteractive, WAN: true, Latency: true,
+		Metrics: []Metric{
+			{"p99-added-ms", Lower, "99th percentile echo minus the link's round trip: the wait behind the bulk, milliseconds"},
+			{"p50-added-ms", Lower, "median echo minus the link's round trip, milliseconds"},
+			{"bulk-MB/s", Higher, "what the bulk stream moved meanwhile, megabytes per second"},
+		}},
 }
 
-// Names lists the scenarios' names, comma-separated, in report order.
-func Names() string {
-	names := make([]string, len(All))
-	for i, s := range All {
-		names[i] = s.Name
+// wanGroup is the name that selects every wan scenario.
+const wanGroup = "wan"
+
+// Names lists the scenarios' names, comma-separated, in report order: the
+// loopback ones (wan false) or the wan ones.
+func Names(wan bool) string {
+	var names []string
+	for _, s := range All {
+		if s.WAN == wan {
+			names = append(names, s.Name)
+		}
 	}
 	return strings.Join(names, ",")
 }
 
-// Select returns the scenarios named in a comma-separated list, or All for
-// an empty list.
+// Select returns the scenarios named in a comma-separated list, where
+// "wan" names every wan scenario; for an empty list, every scenario but
+// the wan ones.
 func Select(list string) ([]Scenario, error) {
 	if list == "" {
-		return All, nil
+		return selectWAN(false), nil
 	}
 	var out []Scenario
 	for _, name := range strings.Split(list, ",") {
-		s, ok := Lookup(strings.TrimSpace(name))
+		name = strings.TrimSpace(name)
+		if name == wanGroup {
+			out = append(out, selectWAN(true)...)
+			continue
+		}
+		s, ok := Lookup(name)
 		if !ok {
-			return nil, fmt.Errorf("unknown scenario %q (have %s)", name, Names())
+			return nil, fmt.Errorf("unknown scenario %q (have %s; %s, or %s for all of these)", name, Names(false), Names(true), wanGroup)
 		}
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+func selectWAN(wan bool) []Scenario {
+	var out []Scenario
+	for _, s := range All {
+		if s.WAN == wan {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // Lookup returns the scenario named name.
@@ -415,32 +523,4 @@ func streamPair(p Pair) (client, server Stream, err error) {
 }
 
 // LoopbackTCP returns the two ends of a new TCP connection over 127.0.0.1.
-func LoopbackTCP() (client, server net.Conn, err error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, nil, err
-	}
-	defer ln.Close()
-	type accepted struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan accepted, 1)
-	go func() {
-		c, err := ln.Accept()
-		ch <- accepted{c, err}
-	}()
-	client, err = net.Dial("tcp", ln.Addr().String())
-	a := <-ch
-	if err != nil {
-		if a.c != nil {
-			a.c.Close()
-		}
-		return nil, nil, err
-	}
-	if a.err != nil {
-		client.Close()
-		return nil, nil, a.err
-	}
-	return client, a.c, nil
-}
+func LoopbackTCP() (client, server net.Conn, err error) { return ConnectOn(Loopback{}) }

@@ -11,6 +11,7 @@ func TestScenariosRunOnEveryTransport(t *testing.T) {
 	o := Options{
 		BulkBytes: 4 << 20, Streams: 4, EchoRounds: 50, Interactive: 50 * time.Millisecond,
 		Opens: 50, IdleStreams: 50, HOLBytes: 2 << 20, Timeout: 20 * time.Second,
+		WANDuration: 400 * time.Millisecond, WANWarmup: 100 * time.Millisecond,
 	}
 	for _, tr := range []Transport{TCP{}, Mux{}} {
 		for _, s := range All {

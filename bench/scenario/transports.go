@@ -21,17 +21,21 @@ func (TCP) Name() string { return "tcp" }
 func (TCP) Notes() string { return "one TCP connection per stream" }
 
 // NewPair listens on a loopback port; Open dials it and Accept accepts.
-func (TCP) NewPair() (Pair, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func (t TCP) NewPair() (Pair, error) { return t.NewPairOn(Loopback{}) }
+
+// NewPairOn listens across n; Open dials there and Accept accepts.
+func (TCP) NewPairOn(n Network) (Pair, error) {
+	ln, addr, err := n.Listen()
 	if err != nil {
 		return nil, err
 	}
-	return &tcpPair{ln: ln}, nil
+	return &tcpPair{ln: ln, addr: addr}, nil
 }
 
 type tcpPair struct {
 	ln    net.Listener
-	mu    sync.Mutex
+	addr  string     // what Open dials to reach ln
+	mu    sync.Mutex // guards conns
 	conns []net.Conn
 }
 
@@ -42,7 +46,7 @@ func (p *tcpPair) track(c net.Conn) {
 }
 
 func (p *tcpPair) Open() (Stream, error) {
-	c, err := net.Dial("tcp", p.ln.Addr().String())
+	c, err := net.Dial("tcp", p.addr)
 	if err != nil {
 		return nil, err
 	}
@@ -73,10 +77,18 @@ func (p *tcpPair) Close() error {
 // Mux is this library's engine over one loopback TCP connection.
 type Mux struct {
 	Config *mux.Config // nil: defaults
+	// Label names the transport in the report; "" is "httpstream". A sweep
+	// runs several Configs side by side, each with its own.
+	Label string
 }
 
-// Name returns "httpstream".
-func (Mux) Name() string { return "httpstream" }
+// Name returns the Label, or "httpstream".
+func (m Mux) Name() string {
+	if m.Label != "" {
+		return m.Label
+	}
+	return "httpstream"
+}
 
 // Notes says what the transport is; its Config is in the report's header
 // (Meta.MuxConfig), every field of it.
@@ -85,8 +97,12 @@ func (m Mux) Notes() string {
 }
 
 // NewPair starts a client and a server session over a loopback connection.
-func (m Mux) NewPair() (Pair, error) {
-	a, b, err := LoopbackTCP()
+func (m Mux) NewPair() (Pair, error) { return m.NewPairOn(Loopback{}) }
+
+// NewPairOn starts a client and a server session over a connection across
+// n.
+func (m Mux) NewPairOn(n Network) (Pair, error) {
+	a, b, err := ConnectOn(n)
 	if err != nil {
 		return nil, err
 	}

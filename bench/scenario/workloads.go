@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,7 +35,7 @@ func Bulk(ctx context.Context, tr Transport, o Options) (map[string]float64, err
 		return nil, err
 	}
 	defer done()
-	moved, elapsed, err := transfer(c, s, o.BulkBytes, o.WriteSize, o.MinDuration)
+	moved, elapsed, err := transfer(c, s, o.BulkBytes, o.WriteSize, o.MinDuration, nil)
 	if err != nil {
 		return nil, stuck(ctx, err)
 	}
@@ -44,13 +45,20 @@ func Bulk(ctx context.Context, tr Transport, o Options) (map[string]float64, err
 // BulkN moves o.BulkBytes in total over o.Streams streams at once, each
 // going on until o.MinDuration has passed. Metric: "MB/s", the aggregate.
 func BulkN(ctx context.Context, tr Transport, o Options) (map[string]float64, error) {
+	return bulkN(ctx, tr, o, o.Streams, o.BulkBytes/int64(o.Streams), o.MinDuration, 0)
+}
+
+// bulkN moves at least per bytes over each of n streams at once, each
+// going on until minDur has passed. "MB/s" is the aggregate from warm after
+// the start (0: from the start) until the last stream ended.
+func bulkN(ctx context.Context, tr Transport, o Options, n int, per int64, minDur, warm time.Duration) (map[string]float64, error) {
 	p, done, err := openPair(ctx, tr)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
 	type pairOf struct{ c, s Stream }
-	streams := make([]pairOf, o.Streams)
+	streams := make([]pairOf, n)
 	for i := range streams {
 		c, s, err := streamPair(p)
 		if err != nil {
@@ -58,34 +66,49 @@ func BulkN(ctx context.Context, tr Transport, o Options) (map[string]float64, er
 		}
 		streams[i] = pairOf{c, s}
 	}
-	per := o.BulkBytes / int64(o.Streams)
+	var moved atomic.Int64 // every stream's receiver adds to it
 	start := time.Now()
-	type moved struct {
-		n   int64
-		err error
-	}
-	results := make(chan moved, o.Streams)
+	errs := make(chan error, n)
 	for _, sp := range streams {
 		go func() {
-			n, _, err := transfer(sp.c, sp.s, per, o.WriteSize, o.MinDuration)
-			results <- moved{n, err}
+			_, _, err := transfer(sp.c, sp.s, per, o.WriteSize, minDur, &moved)
+			errs <- err
 		}()
 	}
-	var total int64
-	for range streams {
-		r := <-results
-		if r.err != nil {
-			return nil, stuck(ctx, r.err)
-		}
-		total += r.n
+	// The count at the end of the warm-up, taken by the clock: one
+	// instant for all streams.
+	type count struct {
+		at    time.Time
+		moved int64
 	}
-	return map[string]float64{"MB/s": mbps(total, time.Since(start))}, nil
+	warmed := make(chan count, 1)
+	if warm > 0 {
+		go func() {
+			time.Sleep(warm) // pacing the measurement, not waiting for a state
+			warmed <- count{time.Now(), moved.Load()}
+		}()
+	} else {
+		warmed <- count{start, 0}
+	}
+	for range streams {
+		if err := <-errs; err != nil {
+			return nil, stuck(ctx, err)
+		}
+	}
+	end := time.Now()
+	select {
+	case w := <-warmed:
+		return map[string]float64{"MB/s": mbps(moved.Load()-w.moved, end.Sub(w.at))}, nil
+	default:
+		return nil, fmt.Errorf("the streams ended before the warm-up of %s did", warm)
+	}
 }
 
 // transfer writes at least n bytes to c in size-byte writes, going on until
-// minDur has passed, closes c, and reads s to io.EOF; it returns the bytes
-// moved and the time until the reader saw EOF.
-func transfer(c, s Stream, n int64, size int, minDur time.Duration) (int64, time.Duration, error) {
+// minDur has passed, closes c, and reads s to io.EOF, adding what it reads
+// to moved if not nil; it returns the bytes moved and the time until the
+// reader saw EOF.
+func transfer(c, s Stream, n int64, size int, minDur time.Duration, moved *atomic.Int64) (int64, time.Duration, error) {
 	start := time.Now()
 	type sent struct {
 		n   int64
@@ -115,6 +138,9 @@ func transfer(c, s Stream, n int64, size int, minDur time.Duration) (int64, time
 	for {
 		k, err := s.Read(buf)
 		got += int64(k)
+		if moved != nil {
+			moved.Add(int64(k))
+		}
 		if err == io.EOF {
 			break
 		}
@@ -316,46 +342,64 @@ func Interactive(ctx context.Context, tr Transport, o Options) (map[string]float
 		return nil, err
 	}
 	go echo(es, o.EchoSize)
+	bulk := startBulk(bc, bs, o.WriteSize)
+	start := time.Now()
+	samples, err := pingPongFor(ec, o.EchoSize, o.Interactive, o.EchoEvery)
+	elapsed := time.Since(start)
+	bulk.stop()
+	if err != nil {
+		return nil, stuck(ctx, err)
+	}
+	return latencyMetrics(samples, map[string]float64{"bulk-MB/s": mbps(bulk.moved.Load(), elapsed)}), nil
+}
 
-	var moved int64
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	wg.Add(2)
-	go func() { // bulk sender, until told to stop
-		defer wg.Done()
-		buf := make([]byte, o.WriteSize)
+// bulkLoad is a stream sending as fast as it can, the load of the
+// interactive scenarios.
+type bulkLoad struct {
+	moved atomic.Int64 // bytes the receiving end has read
+	quit  chan struct{}
+	wg    sync.WaitGroup // the sender and the receiver; stop waits for them
+}
+
+// startBulk starts writing size-byte writes to c and reading them from s,
+// until stop.
+func startBulk(c, s Stream, size int) *bulkLoad {
+	b := &bulkLoad{quit: make(chan struct{})}
+	b.wg.Add(2)
+	go func() { // the sender, until stop; it closes c, which ends the receiver
+		defer b.wg.Done()
+		buf := make([]byte, size)
 		for {
 			select {
-			case <-stop:
-				bc.Close()
+			case <-b.quit:
+				c.Close()
 				return
 			default:
 			}
-			if _, err := bc.Write(buf); err != nil {
+			if _, err := c.Write(buf); err != nil {
 				return
 			}
 		}
 	}()
-	go func() { // bulk receiver
-		defer wg.Done()
-		buf := make([]byte, o.WriteSize)
+	go func() { // the receiver, until io.EOF or an error
+		defer b.wg.Done()
+		buf := make([]byte, size)
 		for {
-			n, err := bs.Read(buf)
-			moved += int64(n)
+			n, err := s.Read(buf)
+			b.moved.Add(int64(n))
 			if err != nil {
 				return
 			}
 		}
 	}()
-	start := time.Now()
-	samples, err := pingPongFor(ec, o.EchoSize, o.Interactive, o.EchoEvery)
-	elapsed := time.Since(start)
-	close(stop)
-	wg.Wait()
-	if err != nil {
-		return nil, stuck(ctx, err)
-	}
-	return latencyMetrics(samples, map[string]float64{"bulk-MB/s": mbps(moved, elapsed)}), nil
+	return b
+}
+
+// stop ends the sender and waits for the receiver to read what was sent,
+// or to fail: the scenario's bound closes the pair if it never does.
+func (b *bulkLoad) stop() {
+	close(b.quit)
+	b.wg.Wait()
 }
 
 // Mem opens o.IdleStreams streams and leaves them idle. Metrics, per stream
@@ -441,7 +485,7 @@ func HOL(ctx context.Context, tr Transport, o Options) (map[string]float64, erro
 			ch <- result{err: fmt.Errorf("second stream: %w", err)}
 			return
 		}
-		n, d, err := transfer(c, s, o.HOLBytes, o.WriteSize, o.MinDuration)
+		n, d, err := transfer(c, s, o.HOLBytes, o.WriteSize, o.MinDuration, nil)
 		ch <- result{n, d, err}
 	}()
 	select {
@@ -474,12 +518,12 @@ func Allocs(ctx context.Context, tr Transport, o Options) (map[string]float64, e
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := transfer(wc, ws, min(n, 8<<20), o.WriteSize, 0); err != nil {
+	if _, _, err := transfer(wc, ws, min(n, 8<<20), o.WriteSize, 0, nil); err != nil {
 		return nil, stuck(ctx, err)
 	}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	if _, _, err := transfer(c, s, n, o.WriteSize, 0); err != nil {
+	if _, _, err := transfer(c, s, n, o.WriteSize, 0, nil); err != nil {
 		return nil, stuck(ctx, err)
 	}
 	runtime.ReadMemStats(&after)
