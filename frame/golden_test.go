@@ -136,17 +136,3 @@ func readGolden(t testing.TB) map[string]string {
 	}
 	return m
 }
-
-// goldenVectors returns the octets of every golden vector, preface included,
-// for seeding fuzz targets.
-func goldenVectors(t testing.TB) [][]byte {
-	var out [][]byte
-	for _, hx := range readGolden(t) {
-		b, err := hex.DecodeString(hx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, b)
-	}
-	return out
-}

@@ -22,7 +22,6 @@ type rawPeer struct {
 	t    testing.TB
 	conn net.Conn
 	fr   *frame.Reader
-	out  []byte
 }
 
 // newRawPeer returns a session of this package (a server unless client is

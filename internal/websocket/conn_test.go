@@ -328,12 +328,20 @@ func TestAPingIsAnsweredEvenWhileAWriteIsStuck(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	server := NewConn(a, nil, false)
+	inWrite := &writeEnteredConn{Conn: a, entered: make(chan struct{})}
+	server := NewConn(inWrite, nil, false)
 	writeDone := make(chan error, 1)
 	go func() {
 		_, err := server.Write(make([]byte, 1000))
 		writeDone <- err
 	}()
+	// The ping goes only once the Write is inside the connection: sent
+	// earlier, Read would answer it itself, into a pipe nobody reads.
+	select {
+	case <-inWrite.entered:
+	case <-time.After(testTimeout):
+		t.Fatal("the Write never reached the connection")
+	}
 	sendDone := make(chan error, 1)
 	go func() {
 		_, err := b.Write(append(frameOf(OpPing, true, true, []byte("p")), frameOf(OpBinary, true, true, []byte("after the ping"))...))
@@ -478,4 +486,16 @@ func TestCloseIsBoundedByAPeerThatDoesNotRead(t *testing.T) {
 	case <-time.After(closeTimeout + testTimeout):
 		t.Fatal("Close did not return")
 	}
+}
+
+// writeEnteredConn closes entered when its first Write begins.
+type writeEnteredConn struct {
+	net.Conn
+	entered chan struct{}
+	once    sync.Once
+}
+
+func (c *writeEnteredConn) Write(p []byte) (int, error) {
+	c.once.Do(func() { close(c.entered) })
+	return c.Conn.Write(p)
 }
