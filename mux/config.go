@@ -54,11 +54,23 @@ type Config struct {
 	// MaxSessionWindow allows (see Memory above). Default 256 KiB; at most
 	// 2^31-1.
 	InitialStreamWindow uint32
-	// MaxStreamWindow is the ceiling for window auto-tuning: a stream whose
-	// application reads fast has its window doubled, up to this, so one
-	// stream on a fast, long link is not limited by a small window (SPEC
-	// 7.3). Default 16 MiB. A value below InitialStreamWindow means no growth.
+	// MaxStreamWindow is the ceiling for window auto-tuning, which sizes a
+	// stream's window from its measured rate and round trip, so that one
+	// stream on a fast, long link is not limited by a small window, and
+	// the queue it builds on the path stays near QueueTarget (SPEC 7.3).
+	// Default 16 MiB. A value at or below InitialStreamWindow means no
+	// auto-tuning.
 	MaxStreamWindow uint32
+	// QueueTarget is the queue on the path that auto-tuning lets a stream
+	// build while other streams of the session receive data: about how
+	// long their frames wait behind its. Zero, the default: an eighth of
+	// the smallest round trip, within 200 µs and 3 ms. A stream alone may
+	// build eight times its target, or half a round trip if more: nobody
+	// waits behind it. Smaller means less latency for interactive streams
+	// beside a bulk one and, once below what the path's jitter needs, less
+	// throughput for the bulk one. Negative: every stream is sized as if
+	// alone.
+	QueueTarget time.Duration
 	// MaxSessionWindow is the session's receive budget: the windows of its
 	// streams past their floor, summed, plus the headers of the streams the
 	// peer opened. Windows take at most three quarters of it, so that the

@@ -1,9 +1,6 @@
 package mux
 
-import (
-	"sync"
-	"time"
-)
+import "sync"
 
 // recvBuffer holds the data that arrived on a stream and was not read yet,
 // and the stream's receive window (SPEC 7). The data sits in a queue of
@@ -23,12 +20,20 @@ type recvBuffer struct {
 	}
 	segs [][]byte // reserve's result, reused
 
-	avail      uint32 // octets the peer may still send: the window left
-	window     uint32 // the window's current size
-	unacked    uint32 // octets read but not yet credited to the peer
-	growth     uint32 // window added past the floor (counted in the session's budget)
-	lastCredit int64  // UnixNano of the last credit, for auto-tuning
-	started    bool   // DATA has arrived: the window was raised from the floor
+	avail   uint32 // octets the peer may still send: the window left
+	window  uint32 // the window's current size
+	unacked uint32 // octets read but not yet credited to the peer
+	growth  uint32 // window added past the floor (counted in the session's budget)
+	started bool   // DATA has arrived: the window was raised from the floor
+
+	// Auto-tuning (tune.go), updated as DATA arrives.
+	want       uint32 // the window size to move to; 0: no aim yet
+	rate       int64  // octets a second arrived in the last round
+	roundStart int64  // UnixNano the round began; 0: none yet
+	roundBytes int64  // octets arrived in the round so far
+	rounds     int    // rounds since the start or the last pause
+	steady     bool   // a queue was seen: the window grows slowly now
+	target     int64  // the queue aimed at, ns
 }
 
 func (b *recvBuffer) init(window uint32) {
@@ -132,40 +137,27 @@ func (b *recvBuffer) releaseIfEmpty() {
 	b.head, b.tail = 0, 0
 }
 
-// growFactor: a window grows when half of it was read within this many
-// round trips, which settles windows near 2*growFactor times the
-// bandwidth-delay product: enough to keep the sender busy, not so much that
-// one stream's data queues for long in front of another's.
-const growFactor = 2
-
-// defaultRTT stands in for the round-trip time until a PING measured it.
-const defaultRTT = 20 * time.Millisecond
-
-// creditLocked counts n octets the application read and, once half the
-// window is read, returns the increment of the WINDOW_UPDATE to send (SPEC
-// 7.2). It grows the window, doubling it, when the last half-window was read
-// in less than two round trips: then the window, not the reader, is what
-// limits the stream (SPEC 7.3).
+// creditLocked counts n octets the application read and, once a quantum
+// of them is read (creditQuantum; at most half the window, SPEC 7.2),
+// returns the increment of the WINDOW_UPDATE to send. The increment also
+// moves the window toward the size auto-tuning aims at (tune.go, SPEC 7.3):
+// it adds the growth, as far as the session's budget allows, or withholds
+// the shrink.
 func (st *Stream) creditLocked(n int) uint32 {
 	b := &st.recv
-	if n == 0 || st.recvEnd || st.err != nil || b.unacked < b.window/2 {
+	if n == 0 || st.recvEnd || st.err != nil || b.unacked < b.creditQuantum() {
 		return 0
 	}
-	s := st.sess
-	var grow uint32
-	if b.window < s.cfg.MaxStreamWindow {
-		now := time.Now().UnixNano()
-		rtt := s.minRTT.Load()
-		if rtt == 0 {
-			rtt = int64(defaultRTT)
-		}
-		if b.lastCredit != 0 && now-b.lastCredit < growFactor*rtt {
-			grow = st.growLocked(min(b.window, s.cfg.MaxStreamWindow-b.window))
-		}
-		b.lastCredit = now
-	}
-	inc := b.unacked + grow
+	inc := b.unacked
 	b.unacked = 0
+	switch {
+	case b.want > b.window:
+		inc += st.growLocked(b.want - b.window)
+	case b.want != 0 && b.want < b.window:
+		cut := min(b.window-b.want, inc)
+		st.shrinkLocked(cut)
+		inc -= cut
+	}
 	b.avail += inc
 	return inc
 }

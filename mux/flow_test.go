@@ -165,7 +165,14 @@ func TestWindowsGrowOnlyForFastReaders(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				cfg := &Config{InitialStreamWindow: 64 << 10, MaxStreamWindow: 1 << 20, KeepAliveInterval: -1}
-				cli, srv, accepted := pipeSessions(t, cfg)
+				// A path whose bandwidth-delay product, 200 KB, is past
+				// the initial window: auto-tuning grows the window only
+				// if the reader keeps up with it.
+				a, b, wait := simLink(5*time.Millisecond, 20e6, 200e3)
+				defer wait()
+				cli, srv, accepted := sessionsOver(t, a, b, cfg)
+				defer srv.Close()
+				defer cli.Close()
 				st, err := cli.OpenStream(t.Context(), nil)
 				if err != nil {
 					t.Fatal(err)

@@ -203,8 +203,11 @@ func (s *Session) handleData(h frame.FrameHeader) error {
 		st.recvEnd = st.recvEnd || end
 	}
 	var start uint32
+	var now int64
 	if err == nil && n > 0 {
 		start = st.startLocked()
+		now = time.Now().UnixNano()
+		st.tuneLocked(n, now)
 	}
 	forget := err == nil && end && st.sentEnd
 	st.cond.Broadcast()
@@ -213,6 +216,9 @@ func (s *Session) handleData(h frame.FrameHeader) error {
 		return err
 	}
 	s.counters.dataReceived.Add(uint64(n))
+	if now != 0 {
+		s.probeRTT(now)
+	}
 	if start > 0 {
 		var b [frame.HeaderSize + 4]byte
 		s.w.queueAnswer(frame.AppendWindowUpdate(b[:0], st.id, start))
@@ -434,14 +440,15 @@ func (s *Session) handlePing(f *frame.Frame) error {
 	if p == nil {
 		return nil // SPEC 4.7: an ACK for no outstanding PING is ignored
 	}
-	rtt := time.Since(p.sent)
+	now := time.Now()
+	rtt := now.Sub(p.sent)
 	s.counters.noteRTT(rtt)
-	// The minimum, not an average: under load a PING answer queues behind
-	// data, and auto-tuning on that inflated time would grow windows,
-	// which queues more data, which inflates it further.
-	if old := s.minRTT.Load(); old == 0 || int64(rtt) < old {
-		s.minRTT.Store(int64(rtt))
+	s.mu.Lock()
+	s.noteRTTLocked(rtt, now.UnixNano())
+	if p.flow {
+		s.flowProbeAnsweredLocked(now.UnixNano())
 	}
+	s.mu.Unlock()
 	if p.done != nil {
 		p.done <- rtt
 	}

@@ -47,6 +47,13 @@ type Session struct {
 	acceptQueue   []*Stream     // peer-opened streams for the handler, in open order; may hold reset ones
 	acceptWaiting int           // streams in acceptQueue still alive: the backlog
 	rttProbes     int           // round-trip probes sent after the first
+	rttEpochStart int64         // UnixNano: when the current epoch of the smallest round trip began
+	rttMinCur     int64         // smallest round trip in the current epoch, ns
+	rttMinPrev    int64         // and in the previous one; 0: none
+	recentStart   int64         // UnixNano: when the current half-round-trip of recentRTT began
+	recentCur     int64         // smallest round trip in it, ns
+	recentPrev    int64         // and in the one before; 0: none
+	flowProbes    int           // queue probes outstanding (tune.go)
 
 	settingsRecv chan struct{} // closed when the peer's SETTINGS arrived
 	closed       chan bool     // closed when the session ends (CloseChan)
@@ -57,11 +64,16 @@ type Session struct {
 	inHandler    atomic.Bool   // the accept loop is (about to be) inside the handler
 
 	budgetUsed   atomic.Int64    // of MaxSessionWindow: window granted past the floor, and header blocks held, over live streams
-	minRTT       atomic.Int64    // smallest PING round trip seen, in ns; 0 until measured
+	minRTT       atomic.Int64    // smallest PING round trip of the last epoch or two, in ns; 0 until measured (tune.go)
+	recentRTT    atomic.Int64    // the smallest PING round trip of the last one or so, ns (tune.go)
+	drainUntil   atomic.Int64    // UnixNano: auto-tuning's drain round lasts until then
+	nextProbe    atomic.Int64    // UnixNano: the earliest the reader sends the next queue probe
 	counters     sessionCounters // for Stats; counters.framesReceived also feeds the keepalive
 	idleTimeout  atomic.Int64    // ns; 0: none
 	lastActivity atomic.Int64    // UnixNano of the last stream activity, while idleTimeout > 0
 	idleChanged  chan struct{}
+
+	lastData [2]dataMark // the reader goroutine's: the last two streams that received DATA, newest first (tune.go)
 
 	wg sync.WaitGroup // the reader, writer, monitor and closing goroutines
 }
@@ -77,6 +89,7 @@ type pendingPing struct {
 	sent  time.Time
 	done  chan time.Duration // nil for keepalive pings; buffered
 	probe bool               // one of the session's first, round-trip probes
+	flow  bool               // a probe of the queue while data flows (tune.go)
 }
 
 // rttProbes is how many PINGs follow the first one, one after the other's

@@ -1,0 +1,296 @@
+package mux
+
+import (
+	"math"
+	"time"
+)
+
+// Window auto-tuning (SPEC 7.3). A receive window larger than the path's
+// bandwidth-delay product does not make a stream faster: the surplus waits
+// in a queue on the path (a router's buffer, a socket buffer), and every
+// other stream of the session, sharing the connection, waits behind it: a
+// keystroke behind a download. So the receiver sizes each window from what
+// it measures:
+//
+//   - the stream's delivery rate: octets arrived per round, a round being
+//     about one round trip (at least a millisecond);
+//   - the queue on the path: the smallest round trip of the PINGs sent
+//     while data flows (about four a round trip) over the last half to
+//     whole round trip, less the smallest round trip of all (minRTT). A
+//     PING's answer comes back behind the data the peer sent before it, so
+//     it waits in the same queue; the smallest of a few filters out the
+//     bursts and late timers that one sample may have met.
+//
+// Each stream has a queue target t (queueTargetFor): while other streams
+// of the session receive data, an eighth of minRTT within 200 µs and 3 ms
+// (or Config.QueueTarget), but at least one frame's time at the stream's
+// rate; alone, eight times that, at least half of minRTT, since nobody
+// waits behind its queue. need = rate × (minRTT + t) is
+// the window that carries the measured rate with a queue of t. Each round:
+//
+//   - at the start, until the queue passes 3/4 t, the window grows to
+//     1.25 × need, never shrinking: a window-limited stream's rate, and so
+//     its window, grows by a quarter a round, like TCP's slow start but
+//     stopping at a queue instead of a loss;
+//   - after that, below t/2 of queue it grows to need (no further: a step
+//     past it would be a queue spike), between t/2 and t it holds, and above
+//     t it shrinks to need;
+//   - it never grows while the application has more than a quarter of the
+//     window unread: the reader, not the window, limits that stream.
+//
+// The queue then stays between t/2 and t: a bulk stream fills the link and
+// the streams beside it wait behind about t, where TCP's loss-based control
+// fills the whole buffer. It is delay-based congestion control (TCP Vegas,
+// LEDBAT) done by flow control alone; the peer needs nothing but to answer
+// PINGs promptly, as it must (SPEC 4.7).
+//
+// Credit goes back in small steps (creditQuantum), an eighth of t's worth
+// of the rate, so that the sender's bursts, each as long as the credit that
+// released it, stay well below t on the path.
+//
+// minRTT is the minimum over the last one or two rttEpochs, not over the
+// session's life: a path whose base round trip grew would otherwise read
+// as a standing queue and shrink windows until the stream crawled. At the
+// start of each epoch every stream drains its queue for a round (its window
+// at three quarters of rate × minRTT) so that the next PINGs see the path
+// empty and the minimum stays true.
+
+// Queue targets (queueTargetFor).
+const (
+	minQueueTarget = 200 * time.Microsecond
+	maxQueueTarget = 3 * time.Millisecond
+	aloneFactor    = 8
+)
+
+// rttEpoch is how long a smallest round trip is trusted.
+const rttEpoch = 10 * time.Second
+
+// minProbeGap spaces the PINGs that measure the queue while data flows
+// (probeRTT) on a fast path, loopback say: at most one a millisecond.
+const minProbeGap = time.Millisecond
+
+// maxFlowProbes bounds the queue probes outstanding at once: a peer that
+// answers late (or never) holds a few entries, not more.
+const maxFlowProbes = 8
+
+// queueTargetFor returns the queue a stream may build on the path, in ns,
+// given the smallest round trip, whether the stream is alone (no other
+// stream of the session received data within othersHorizon), and how long
+// one of the largest frames takes at the stream's rate. configured is
+// Config.QueueTarget: 0 for the automatic target, negative to treat every
+// stream as alone.
+func queueTargetFor(minRTT int64, alone bool, configured time.Duration, frameTime int64) int64 {
+	t := int64(configured)
+	if t <= 0 {
+		alone = alone || t < 0
+		t = min(max(minRTT/8, int64(minQueueTarget)), int64(maxQueueTarget))
+	}
+	// A frame goes out whole: at a low rate, a frame's time is the queue's
+	// jitter, and a target below it can be neither measured nor met.
+	t = max(t, frameTime)
+	if alone {
+		t = max(t*aloneFactor, minRTT/2)
+	}
+	return t
+}
+
+// targetWindow returns the window a stream should have after a round in
+// which it received rate octets a second, given its current window, the
+// smallest round trip minRTT, the recent one rtt, and its queue target, all
+// in ns (see above). drain asks for the epoch's drain round; steady says
+// the start is over. 0 means no change: nothing measured yet. The caller
+// clamps the result to the configured bounds.
+func targetWindow(window uint32, rate, minRTT, rtt, target int64, drain, steady bool) uint32 {
+	if minRTT <= 0 || rate <= 0 {
+		return 0
+	}
+	bytes := func(ns int64) float64 { return float64(rate) * float64(ns) / 1e9 }
+	need := bytes(minRTT + target)
+	w := float64(window)
+	queue := rtt - minRTT
+	var want float64
+	switch {
+	case drain:
+		want = bytes(minRTT) * 3 / 4
+	case !steady:
+		want = max(w, need*5/4)
+	case queue < target/2:
+		want = max(w, need)
+	case queue <= target:
+		return window
+	default:
+		want = min(w, need)
+	}
+	return uint32(min(want, math.MaxUint32))
+}
+
+// tuneLocked counts n octets of DATA that arrived now (UnixNano) on the
+// stream and, at the end of a round, sets the window auto-tuning aims at,
+// which credits then move the window to (creditLocked). Called by the
+// reader goroutine with the stream's lock held.
+func (st *Stream) tuneLocked(n int, now int64) {
+	b := &st.recv
+	s := st.sess
+	s.noteData(st.id, now)
+	if !b.started || s.cfg.MaxStreamWindow <= s.cfg.InitialStreamWindow {
+		return
+	}
+	round := max(s.counters.srtt.Load(), int64(minProbeGap))
+	if b.roundStart == 0 || now-b.roundStart > 4*round {
+		// The first data, or the first after a pause: a round that
+		// spanned the pause would measure the sender's silence.
+		b.roundStart, b.roundBytes, b.steady, b.rounds = now, int64(n), false, 0
+		return
+	}
+	b.roundBytes += int64(n)
+	if now-b.roundStart < round {
+		return
+	}
+	rate := b.roundBytes * 1e9 / (now - b.roundStart)
+	b.roundStart, b.roundBytes = now, 0
+	if b.rounds++; b.rounds == 1 {
+		// The first round after a start carries the window the sender
+		// had in hand, sent at once: the path's rate, not yet the pace
+		// the reader's credit allows.
+		return
+	}
+	b.rate = rate
+	m, r := s.minRTT.Load(), s.recentRTT.Load()
+	alone := now-s.lastOtherData(st.id) > int64(othersHorizon)
+	frameTime := int64(s.cfg.MaxFrameSize) * 1e9 / max(b.rate, 1)
+	b.target = queueTargetFor(m, alone, s.cfg.QueueTarget, frameTime)
+	want := targetWindow(b.window, b.rate, m, r, b.target, now < s.drainUntil.Load(), b.steady)
+	if want > b.window && b.n > int(b.window/4) {
+		// The application is behind: a larger window would hold more
+		// unread data, not move it faster (SPEC 7.3).
+		want = b.window
+	}
+	b.steady = b.steady || (r-m)*4 > b.target*3
+	if want != 0 {
+		b.want = min(max(want, min(s.cfg.InitialStreamWindow, minTunedWindow)), s.cfg.MaxStreamWindow)
+	}
+}
+
+// minTunedWindow is the smallest window auto-tuning shrinks a stream to
+// (or InitialStreamWindow, if smaller): on a slow path, the default 256 KiB
+// initial window is several bandwidth-delay products, a standing queue of
+// a quarter second at 1 MB/s. Two frames of the default size.
+const minTunedWindow = 64 << 10
+
+// creditQuantum is how many read octets the stream's receiver holds back
+// before crediting them: half the window (SPEC 7.2), or, on a stream whose
+// rate is known, an eighth of its queue target's worth of that rate, at
+// least one block, so that the sender's bursts stay short on the path.
+func (b *recvBuffer) creditQuantum() uint32 {
+	q := b.window / 2
+	if b.rate > 0 {
+		burst := max(int64(blockSize), int64(float64(b.rate)*float64(b.target)/8/1e9))
+		q = uint32(min(int64(q), burst))
+	}
+	return max(q, 1)
+}
+
+// shrinkLocked takes cut octets off the stream's window, which the caller
+// withheld from a credit, and gives them back to the session's budget.
+func (st *Stream) shrinkLocked(cut uint32) {
+	b := &st.recv
+	b.window -= cut
+	b.growth -= cut
+	st.sess.budgetUsed.Add(-int64(cut))
+}
+
+// noteRTTLocked folds a PING round trip into the smallest round trip of the
+// last one or two epochs and, when an epoch ends, opens a drain round (see
+// above); and into the recent round trip, the smallest of the last half to
+// whole round trip. A single sample says little: its PING may have waited
+// behind a burst that the path sends at once, or behind a late timer. The
+// smallest of the few probes of a round (probeRTT) says whether a queue
+// stood throughout. Called with the session's lock held.
+func (s *Session) noteRTTLocked(rtt time.Duration, now int64) {
+	ns := int64(rtt)
+	srtt := max(s.counters.srtt.Load(), ns)
+	switch {
+	case s.rttEpochStart == 0:
+		s.rttEpochStart, s.rttMinCur = now, ns
+	case now-s.rttEpochStart >= int64(rttEpoch):
+		s.rttEpochStart, s.rttMinPrev, s.rttMinCur = now, s.rttMinCur, ns
+		// Two round trips: one for the smaller windows' credit to reach
+		// the sender and its data to come, one to measure.
+		s.drainUntil.Store(now + 2*srtt)
+	default:
+		s.rttMinCur = min(s.rttMinCur, ns)
+	}
+	m := s.rttMinCur
+	if s.rttMinPrev > 0 {
+		m = min(m, s.rttMinPrev)
+	}
+	s.minRTT.Store(m)
+
+	if now-s.recentStart >= srtt/2 {
+		s.recentStart, s.recentPrev, s.recentCur = now, s.recentCur, ns
+	} else {
+		s.recentCur = min(s.recentCur, ns)
+	}
+	r := s.recentCur
+	if s.recentPrev > 0 {
+		r = min(r, s.recentPrev)
+	}
+	s.recentRTT.Store(r)
+}
+
+// probeRTT sends a PING to measure the queue while data arrives: about
+// four a round trip, at most one every minProbeGap, at most maxFlowProbes
+// outstanding. Called by the reader goroutine; one atomic load when it is
+// not time.
+func (s *Session) probeRTT(now int64) {
+	if now < s.nextProbe.Load() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil || now < s.nextProbe.Load() {
+		return
+	}
+	if s.flowProbes >= maxFlowProbes {
+		s.nextProbe.Store(math.MaxInt64) // until an answer comes
+		return
+	}
+	s.flowProbes++
+	s.nextProbe.Store(now + max(int64(minProbeGap), s.counters.srtt.Load()/4))
+	s.sendPingLocked(nil).flow = true
+}
+
+// flowProbeAnsweredLocked counts an answered queue probe.
+func (s *Session) flowProbeAnsweredLocked(now int64) {
+	s.flowProbes--
+	if s.nextProbe.Load() == math.MaxInt64 {
+		s.nextProbe.Store(now)
+	}
+}
+
+// othersHorizon: a stream that received data this recently is one that a
+// queue on the path would delay.
+const othersHorizon = time.Second
+
+// dataMark is when a stream last received DATA.
+type dataMark struct {
+	id uint32
+	at int64
+}
+
+// noteData records DATA arriving on stream id now. Reader goroutine only.
+func (s *Session) noteData(id uint32, now int64) {
+	if s.lastData[0].id != id {
+		s.lastData[1] = s.lastData[0]
+	}
+	s.lastData[0] = dataMark{id, now}
+}
+
+// lastOtherData returns when a stream other than id last received DATA;
+// 0 if none did. Reader goroutine only.
+func (s *Session) lastOtherData(id uint32) int64 {
+	if s.lastData[0].id != id {
+		return s.lastData[0].at
+	}
+	return s.lastData[1].at
+}
