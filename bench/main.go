@@ -9,6 +9,7 @@
 //	go run ./bench -scenarios bulk,rtt -reps 5 -json out.json
 //	go run ./bench -quick -html report.html   # the same as one page with charts
 //	go run ./bench -scenarios wan             # over an emulated 40 ms, 50 MB/s link
+//	go run ./bench -sweep queue-target        # latency against throughput per QueueTarget
 //	go run ./bench -sweep max-window          # latency against throughput per MaxStreamWindow
 //	go run ./bench -h              # the flags, and how to read the table
 //
@@ -23,6 +24,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/httpstream-go/httpstream/bench/scenario"
 	"github.com/httpstream-go/httpstream/frame"
@@ -87,6 +89,7 @@ func parseArgs(args []string) (*scenario.Command, mux.Config, *sweep, error) {
 	frameSize := fs.Int("frame-size", 0, fmt.Sprintf("mux Config.MaxFrameSize, %d to %d (0: the default, %d)", frame.MinMaxFrameSize, frame.MaxLength, mux.DefaultMaxFrameSize))
 	initWindow := fs.Uint64("initial-window", 0, fmt.Sprintf("mux Config.InitialStreamWindow, at most %d (0: the default, %d)", frame.MaxWindow, mux.DefaultInitialStreamWindow))
 	maxWindow := fs.Uint64("max-window", 0, fmt.Sprintf("mux Config.MaxStreamWindow, at most %d (0: the default, %d)", frame.MaxWindow, mux.DefaultMaxStreamWindow))
+	queueTarget := fs.Duration("queue-target", 0, "mux Config.QueueTarget, the queue auto-tuning lets a bulk stream build while others receive (0: automatic; negative: none, every stream sized as if alone)")
 	unsent := fs.Int("unsent-limit", 0, fmt.Sprintf("mux Config.UnsentLimit (0: the default, %d; negative: off)", mux.DefaultUnsentLimit))
 	sweepName := fs.String("sweep", "", "run "+sweepScenarios+" (or the -scenarios named) on the engine at each of several values of one\n"+
 		"mux.Config field, tcp beside them, and print the frontier: the echo's latency against the bulk stream's rate, per value\n"+
@@ -95,7 +98,7 @@ func parseArgs(args []string) (*scenario.Command, mux.Config, *sweep, error) {
 	var sw *sweep
 	err := cmd.Parse(args, func(*scenario.Options) error {
 		var err error
-		if cfg, err = muxConfig(*frameSize, *initWindow, *maxWindow, *unsent); err != nil || *sweepName == "" {
+		if cfg, err = muxConfig(*frameSize, *initWindow, *maxWindow, *unsent, *queueTarget); err != nil || *sweepName == "" {
 			return err
 		}
 		named := false
@@ -112,7 +115,7 @@ func parseArgs(args []string) (*scenario.Command, mux.Config, *sweep, error) {
 // muxConfig checks the Config flags against the protocol's limits, so that
 // a value the engine would refuse (or a window that does not fit in 32
 // bits, which a conversion would silently wrap) fails before anything runs.
-func muxConfig(frameSize int, initWindow, maxWindow uint64, unsent int) (mux.Config, error) {
+func muxConfig(frameSize int, initWindow, maxWindow uint64, unsent int, queueTarget time.Duration) (mux.Config, error) {
 	switch {
 	case frameSize != 0 && (frameSize < frame.MinMaxFrameSize || frameSize > frame.MaxLength):
 		return mux.Config{}, fmt.Errorf("-frame-size %d: must be 0 (the default) or %d to %d", frameSize, frame.MinMaxFrameSize, frame.MaxLength)
@@ -126,5 +129,6 @@ func muxConfig(frameSize int, initWindow, maxWindow uint64, unsent int) (mux.Con
 		InitialStreamWindow: uint32(initWindow),
 		MaxStreamWindow:     uint32(maxWindow),
 		UnsentLimit:         unsent,
+		QueueTarget:         queueTarget,
 	}, nil
 }

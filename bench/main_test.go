@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/httpstream-go/httpstream/mux"
 )
@@ -29,6 +30,7 @@ func TestConfigFlagsAreCheckedNotTruncated(t *testing.T) {
 		{name: "a max window", args: []string{"-max-window", "1048576"}, want: mux.Config{MaxStreamWindow: 1 << 20}},
 		{name: "a max window over 31 bits", args: []string{"-max-window", "4294967295"}, wantErr: true},
 		{name: "the unsent limit off", args: []string{"-unsent-limit", "-1"}, want: mux.Config{UnsentLimit: -1}},
+		{name: "a queue target", args: []string{"-queue-target", "1ms"}, want: mux.Config{QueueTarget: time.Millisecond}},
 		{name: "a stray argument after a Config flag", args: []string{"-frame-size", "2048", "1"}, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -41,7 +43,8 @@ func TestConfigFlagsAreCheckedNotTruncated(t *testing.T) {
 			if err == nil && (cfg.MaxFrameSize != tc.want.MaxFrameSize ||
 				cfg.InitialStreamWindow != tc.want.InitialStreamWindow ||
 				cfg.MaxStreamWindow != tc.want.MaxStreamWindow ||
-				cfg.UnsentLimit != tc.want.UnsentLimit) {
+				cfg.UnsentLimit != tc.want.UnsentLimit ||
+				cfg.QueueTarget != tc.want.QueueTarget) {
 				t.Errorf("Config = %+v, want %+v", cfg, tc.want)
 			}
 		})
@@ -54,15 +57,20 @@ func TestSweepFlag(t *testing.T) {
 		args      []string
 		wantErr   bool
 		scenarios []string
+		first     string // the first value's name
+		def       string // the default's name
 	}{
 		{name: "no sweep", args: nil},
 		{name: "the window sweep runs both interactive scenarios", args: []string{"-sweep", "max-window"},
-			scenarios: []string{"interactive", "wan-interactive"}},
+			scenarios: []string{"interactive", "wan-interactive"}, first: "256 KiB", def: "16 MiB"},
 		{name: "the sweep runs the scenarios named", args: []string{"-sweep", "max-window", "-scenarios", "wan-interactive"},
-			scenarios: []string{"wan-interactive"}},
+			scenarios: []string{"wan-interactive"}, first: "256 KiB", def: "16 MiB"},
 		{name: "a scenario without a bulk stream cannot be swept", args: []string{"-sweep", "max-window", "-scenarios", "rtt"}, wantErr: true},
 		{name: "the swept field may not be set too", args: []string{"-sweep", "max-window", "-max-window", "1048576"}, wantErr: true},
 		{name: "an unknown sweep", args: []string{"-sweep", "frame-size-ish"}, wantErr: true},
+		{name: "the queue-target sweep", args: []string{"-sweep", "queue-target"},
+			scenarios: []string{"interactive", "wan-interactive"}, first: "100µs", def: "auto"},
+		{name: "the queue target may not be set beside its sweep", args: []string{"-sweep", "queue-target", "-queue-target", "1ms"}, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd, _, sw, err := parseArgs(tc.args)
@@ -83,11 +91,11 @@ func TestSweepFlag(t *testing.T) {
 				t.Fatalf("sweep %v over %v, want %v", sw, names, tc.scenarios)
 			}
 			trs := sw.transports(mux.Config{})
-			if len(trs) != len(sw.values)+1 || trs[len(trs)-1].Name() != "tcp" || trs[0].Name() != "256 KiB" {
-				t.Errorf("transports %v: want one per value, named by it, and tcp last", trs)
+			if len(trs) != len(sw.values)+1 || trs[len(trs)-1].Name() != "tcp" || trs[0].Name() != tc.first {
+				t.Errorf("transports %v: want one per value, named by it (the first %q), and tcp last", trs, tc.first)
 			}
-			if sw.report().Default != "16 MiB" {
-				t.Errorf("default %q, want 16 MiB", sw.report().Default)
+			if sw.report().Default != tc.def {
+				t.Errorf("default %q, want %q", sw.report().Default, tc.def)
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/httpstream-go/httpstream/bench/scenario"
 	"github.com/httpstream-go/httpstream/mux"
@@ -17,19 +18,40 @@ type sweep struct {
 	def    int64 // the field's default, one of values
 	set    func(c *mux.Config, v int64)
 	isSet  func(c mux.Config) bool // the field's own flag set it too
+	format func(v int64) string    // a value, as the report shows it
 }
 
-// sweeps lists what -sweep can vary. MaxStreamWindow is what trades the
-// echo's wait behind a bulk stream on the same connection against the
-// bulk stream's rate (issue 13): from the initial window (no growth) to
-// the default, doubling.
+// sweeps lists what -sweep can vary. QueueTarget is what trades the echo's
+// wait behind a bulk stream on the same connection against the bulk
+// stream's rate: auto-tuning keeps about that much queue on the path while
+// other streams receive. From 100 µs to 10 ms, the automatic target, and
+// none (every stream sized as if alone). MaxStreamWindow caps the window
+// whatever the target: from the initial window (no growth) to the
+// default, doubling.
 var sweeps = []sweep{{
+	name:   "queue-target",
+	field:  "QueueTarget",
+	values: []int64{int64(100 * time.Microsecond), int64(200 * time.Microsecond), int64(500 * time.Microsecond), int64(time.Millisecond), int64(2 * time.Millisecond), int64(3 * time.Millisecond), int64(5 * time.Millisecond), int64(10 * time.Millisecond), 0, -1},
+	def:    0,
+	set:    func(c *mux.Config, v int64) { c.QueueTarget = time.Duration(v) },
+	isSet:  func(c mux.Config) bool { return c.QueueTarget != 0 },
+	format: func(v int64) string {
+		switch {
+		case v == 0:
+			return "auto"
+		case v < 0:
+			return "none"
+		}
+		return time.Duration(v).String()
+	},
+}, {
 	name:   "max-window",
 	field:  "MaxStreamWindow",
 	values: []int64{256 << 10, 512 << 10, 1 << 20, 2 << 20, 4 << 20, 8 << 20, 16 << 20},
 	def:    mux.DefaultMaxStreamWindow,
 	set:    func(c *mux.Config, v int64) { c.MaxStreamWindow = uint32(v) },
 	isSet:  func(c mux.Config) bool { return c.MaxStreamWindow != 0 },
+	format: scenario.FormatBytes,
 }}
 
 // sweepScenarios runs when -scenarios does not say otherwise.
@@ -70,7 +92,7 @@ func (sw *sweep) transports(base mux.Config) []scenario.Transport {
 	for _, v := range sw.values {
 		cfg := base
 		sw.set(&cfg, v)
-		trs = append(trs, scenario.Mux{Config: &cfg, Label: scenario.FormatBytes(v)})
+		trs = append(trs, scenario.Mux{Config: &cfg, Label: sw.format(v)})
 	}
 	return append(trs, scenario.TCP{})
 }
@@ -81,7 +103,11 @@ func (sw *sweep) meta(base mux.Config, command string, cmd *scenario.Command) sc
 	m := scenario.NewMeta("httpstream frontier of "+sw.field, command, cmd.Reps(), cmd.Quick(), []scenario.Transport{scenario.Mux{Config: &base}})
 	for i := range m.MuxConfig {
 		if m.MuxConfig[i].Name == sw.field {
-			m.MuxConfig[i].Value = fmt.Sprintf("%s to %s", scenario.FormatBytes(sw.values[0]), scenario.FormatBytes(sw.values[len(sw.values)-1]))
+			var vs []string
+			for _, v := range sw.values {
+				vs = append(vs, sw.format(v))
+			}
+			m.MuxConfig[i].Value = strings.Join(vs, ", ")
 			m.MuxConfig[i].Changed = true
 		}
 	}
@@ -90,5 +116,5 @@ func (sw *sweep) meta(base mux.Config, command string, cmd *scenario.Command) sc
 
 // report marks rep as this sweep's.
 func (sw *sweep) report() *scenario.Sweep {
-	return &scenario.Sweep{Setting: sw.field, Default: scenario.FormatBytes(sw.def)}
+	return &scenario.Sweep{Setting: sw.field, Default: sw.format(sw.def)}
 }

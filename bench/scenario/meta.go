@@ -114,6 +114,10 @@ func settingValue(name string, v reflect.Value) string {
 	if v.Type() == reflect.TypeOf(time.Duration(0)) {
 		d := time.Duration(v.Int())
 		switch {
+		case name == "QueueTarget" && d == 0:
+			return "auto"
+		case name == "QueueTarget" && d < 0:
+			return "none"
 		case d < 0:
 			return "off"
 		case d == 0:
