@@ -98,11 +98,13 @@ func (s *Session) readFrames() error {
 			if s.trace && f != nil {
 				s.traceFrame("received", frame.AppendFrameHeader(nil, f.FrameHeader), frameAttrs(f)...)
 			}
-			var streamErr *frame.StreamError
-			if errors.As(err, &streamErr) {
-				err = s.handleOpenError(f, streamErr)
-			} else if err == nil {
+			if err == nil {
 				err = frameHandlers[h.Type](s, f)
+			} else if streamErr := (*frame.StreamError)(nil); errors.As(err, &streamErr) {
+				// Only here, on the error path: errors.As moves
+				// streamErr to the heap, an allocation per frame if
+				// it were declared for every frame.
+				err = s.handleOpenError(f, streamErr)
 			}
 			if err == nil {
 				err = s.w.waitForRoom()

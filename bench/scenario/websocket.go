@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -33,8 +32,13 @@ func (w WebSocket) Notes() string {
 }
 
 // NewPair serves one upgrade on a loopback HTTP server and dials it.
-func (w WebSocket) NewPair() (Pair, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func (w WebSocket) NewPair() (Pair, error) { return w.NewPairOn(Loopback{}) }
+
+// NewPairOn serves one upgrade on an HTTP server listening across n and
+// dials it there: over an emulated link, the upgrade's request and answer
+// cross it too.
+func (w WebSocket) NewPairOn(n Network) (Pair, error) {
+	ln, addr, err := n.Listen()
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +74,7 @@ func (w WebSocket) NewPair() (Pair, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ln.Addr().String()+"/", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
 	if err != nil {
 		p.srv.Close()
 		return nil, err
