@@ -51,8 +51,11 @@ type Config struct {
 	// flows on it: what the peer may send before this side's application
 	// reads. It starts at its floor, min(InitialStreamWindow, 16 KiB), and
 	// rises to InitialStreamWindow when the first DATA arrives, as far as
-	// MaxSessionWindow allows (see Memory above). Default 256 KiB; at most
-	// 2^31-1.
+	// MaxSessionWindow allows (see Memory above). It is also the smallest
+	// window auto-tuning shrinks a stream to: on a path slower than this
+	// per round trip (256 KiB is 130 ms at 2 MB/s), lower it, or a bulk
+	// stream's data queues that long in front of the others'. Default
+	// 256 KiB; at most 2^31-1.
 	InitialStreamWindow uint32
 	// MaxStreamWindow is the ceiling for window auto-tuning, which sizes a
 	// stream's window from its measured rate and round trip, so that one

@@ -33,6 +33,7 @@ type recvBuffer struct {
 	roundBytes int64  // octets arrived in the round so far
 	rounds     int    // rounds since the start or the last pause
 	steady     bool   // a queue was seen: the window grows slowly now
+	heavy      bool   // the last round brought a quarter of the window or more: not an interactive stream
 	target     int64  // the queue aimed at, ns
 }
 

@@ -73,7 +73,7 @@ type Session struct {
 	lastActivity atomic.Int64    // UnixNano of the last stream activity, while idleTimeout > 0
 	idleChanged  chan struct{}
 
-	lastData [2]dataMark // the reader goroutine's: the last two streams that received DATA, newest first (tune.go)
+	lastLight [2]dataMark // the reader goroutine's: the last two light streams that received DATA, newest first (tune.go)
 
 	wg sync.WaitGroup // the reader, writer, monitor and closing goroutines
 }

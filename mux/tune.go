@@ -21,11 +21,16 @@ import (
 //     it waits in the same queue; the smallest of a few filters out the
 //     bursts and late timers that one sample may have met.
 //
-// Each stream has a queue target t (queueTargetFor): while other streams
-// of the session receive data, an eighth of minRTT within 200 µs and 3 ms
-// (or Config.QueueTarget), but at least one frame's time at the stream's
-// rate; alone, eight times that, at least half of minRTT, since nobody
-// waits behind its queue. need = rate × (minRTT + t) is
+// Each stream has a queue target t (queueTargetFor): while other, light
+// streams of the session receive data, an eighth of minRTT within 200 µs
+// and 3 ms (or Config.QueueTarget), but at least one frame's time at the
+// stream's rate; otherwise, eight times that, at least half of minRTT,
+// since nobody waits behind its queue. A light stream is one that received
+// less than a quarter of its window in its last round, or has not measured
+// a round yet: an interactive one, which the queue would delay. Bulk
+// streams beside each other (16 downloads at once) are each as if alone:
+// they wait behind each other's data anyway, and on a busy machine their
+// readers need the larger windows. need = rate × (minRTT + t) is
 // the window that carries the measured rate with a queue of t. Each round:
 //
 //   - at the start, until the queue passes 3/4 t, the window grows to
@@ -45,8 +50,10 @@ import (
 // PINGs promptly, as it must (SPEC 4.7).
 //
 // Credit goes back in small steps (creditQuantum), an eighth of t's worth
-// of the rate, so that the sender's bursts, each as long as the credit that
-// released it, stay well below t on the path.
+// of the rate or a millisecond's, so that the sender's bursts, each as long
+// as the credit that released it, stay well below t on the path. Windows
+// stay below MaxStreamWindow and above InitialStreamWindow, or above
+// min(InitialStreamWindow, 64 KiB) while a light stream waits behind them.
 //
 // minRTT is the minimum over the last one or two rttEpochs, not over the
 // session's life: a path whose base round trip grew would otherwise read
@@ -65,6 +72,19 @@ const (
 // rttEpoch is how long a smallest round trip is trusted.
 const rttEpoch = 10 * time.Second
 
+// minTunedWindow is the smallest window auto-tuning shrinks a stream to
+// while a light stream waits behind it (or InitialStreamWindow, if
+// smaller): on a slow path the default initial window is several
+// bandwidth-delay products, 130 ms of queue at 2 MB/s. Two frames of the
+// default size. A stream alone keeps at least InitialStreamWindow: on a
+// busy machine the round trip its PINGs measure is mostly the scheduler's,
+// not a queue, and shrinking further would only slow it.
+const minTunedWindow = 64 << 10
+
+// minCreditTime is the least credit creditQuantum returns at once, as time
+// at the stream's rate.
+const minCreditTime = time.Millisecond
+
 // minProbeGap spaces the PINGs that measure the queue while data flows
 // (probeRTT) on a fast path, loopback say: at most one a millisecond.
 const minProbeGap = time.Millisecond
@@ -74,8 +94,8 @@ const minProbeGap = time.Millisecond
 const maxFlowProbes = 8
 
 // queueTargetFor returns the queue a stream may build on the path, in ns,
-// given the smallest round trip, whether the stream is alone (no other
-// stream of the session received data within othersHorizon), and how long
+// given the smallest round trip, whether the stream is alone (no other,
+// light stream of the session received data within othersHorizon), and how long
 // one of the largest frames takes at the stream's rate. configured is
 // Config.QueueTarget: 0 for the automatic target, negative to treat every
 // stream as alone.
@@ -131,7 +151,9 @@ func targetWindow(window uint32, rate, minRTT, rtt, target int64, drain, steady 
 func (st *Stream) tuneLocked(n int, now int64) {
 	b := &st.recv
 	s := st.sess
-	s.noteData(st.id, now)
+	if !b.heavy {
+		s.noteLightData(st, now)
+	}
 	if !b.started || s.cfg.MaxStreamWindow <= s.cfg.InitialStreamWindow {
 		return
 	}
@@ -139,7 +161,7 @@ func (st *Stream) tuneLocked(n int, now int64) {
 	if b.roundStart == 0 || now-b.roundStart > 4*round {
 		// The first data, or the first after a pause: a round that
 		// spanned the pause would measure the sender's silence.
-		b.roundStart, b.roundBytes, b.steady, b.rounds = now, int64(n), false, 0
+		b.roundStart, b.roundBytes, b.steady, b.rounds, b.heavy = now, int64(n), false, 0, false
 		return
 	}
 	b.roundBytes += int64(n)
@@ -147,6 +169,7 @@ func (st *Stream) tuneLocked(n int, now int64) {
 		return
 	}
 	rate := b.roundBytes * 1e9 / (now - b.roundStart)
+	b.heavy = b.roundBytes*4 >= int64(b.window)
 	b.roundStart, b.roundBytes = now, 0
 	if b.rounds++; b.rounds == 1 {
 		// The first round after a start carries the window the sender
@@ -156,7 +179,7 @@ func (st *Stream) tuneLocked(n int, now int64) {
 	}
 	b.rate = rate
 	m, r := s.minRTT.Load(), s.recentRTT.Load()
-	alone := now-s.lastOtherData(st.id) > int64(othersHorizon)
+	alone := now-s.lastOtherLightData(st) > int64(othersHorizon)
 	frameTime := int64(s.cfg.MaxFrameSize) * 1e9 / max(b.rate, 1)
 	b.target = queueTargetFor(m, alone, s.cfg.QueueTarget, frameTime)
 	want := targetWindow(b.window, b.rate, m, r, b.target, now < s.drainUntil.Load(), b.steady)
@@ -167,24 +190,25 @@ func (st *Stream) tuneLocked(n int, now int64) {
 	}
 	b.steady = b.steady || (r-m)*4 > b.target*3
 	if want != 0 {
-		b.want = min(max(want, min(s.cfg.InitialStreamWindow, minTunedWindow)), s.cfg.MaxStreamWindow)
+		floor := s.cfg.InitialStreamWindow
+		if !alone {
+			floor = min(floor, minTunedWindow)
+		}
+		b.want = min(max(want, floor), s.cfg.MaxStreamWindow)
 	}
 }
 
-// minTunedWindow is the smallest window auto-tuning shrinks a stream to
-// (or InitialStreamWindow, if smaller): on a slow path, the default 256 KiB
-// initial window is several bandwidth-delay products, a standing queue of
-// a quarter second at 1 MB/s. Two frames of the default size.
-const minTunedWindow = 64 << 10
-
 // creditQuantum is how many read octets the stream's receiver holds back
 // before crediting them: half the window (SPEC 7.2), or, on a stream whose
-// rate is known, an eighth of its queue target's worth of that rate, at
-// least one block, so that the sender's bursts stay short on the path.
+// rate is known, an eighth of its queue target's worth of that rate, but
+// at least a millisecond's worth and at least one block: the sender's
+// bursts, each as long as the credit that released it, stay well below the
+// target on a slow path, and a fast one (loopback, where the target is
+// 200 µs) does not spend itself on WINDOW_UPDATEs.
 func (b *recvBuffer) creditQuantum() uint32 {
 	q := b.window / 2
 	if b.rate > 0 {
-		burst := max(int64(blockSize), int64(float64(b.rate)*float64(b.target)/8/1e9))
+		burst := max(int64(blockSize), int64(float64(b.rate)*float64(max(b.target/8, int64(minCreditTime)))/1e9))
 		q = uint32(min(int64(q), burst))
 	}
 	return max(q, 1)
@@ -268,29 +292,36 @@ func (s *Session) flowProbeAnsweredLocked(now int64) {
 	}
 }
 
-// othersHorizon: a stream that received data this recently is one that a
-// queue on the path would delay.
+// othersHorizon: a light stream that received data this recently is one
+// that a queue on the path would delay.
 const othersHorizon = time.Second
 
 // dataMark is when a stream last received DATA.
 type dataMark struct {
-	id uint32
+	st *Stream
 	at int64
 }
 
-// noteData records DATA arriving on stream id now. Reader goroutine only.
-func (s *Session) noteData(id uint32, now int64) {
-	if s.lastData[0].id != id {
-		s.lastData[1] = s.lastData[0]
+// noteLightData records DATA arriving now on st, a light stream: one that
+// received less than a quarter of its window in its last round (an
+// interactive stream), or that has not measured a round since it started
+// or paused. Reader goroutine only.
+func (s *Session) noteLightData(st *Stream, now int64) {
+	if s.lastLight[0].st != st {
+		s.lastLight[1] = s.lastLight[0]
 	}
-	s.lastData[0] = dataMark{id, now}
+	s.lastLight[0] = dataMark{st, now}
 }
 
-// lastOtherData returns when a stream other than id last received DATA;
-// 0 if none did. Reader goroutine only.
-func (s *Session) lastOtherData(id uint32) int64 {
-	if s.lastData[0].id != id {
-		return s.lastData[0].at
+// lastOtherLightData returns when a stream other than st that is still
+// light last received DATA; 0 if none did. A stream that turned out heavy
+// (a bulk stream's first rounds are light) no longer counts. Reader
+// goroutine only, which is also the only writer of recv.heavy.
+func (s *Session) lastOtherLightData(st *Stream) int64 {
+	for _, m := range s.lastLight {
+		if m.st != nil && m.st != st && !m.st.recv.heavy {
+			return m.at
+		}
 	}
-	return s.lastData[1].at
+	return 0
 }

@@ -153,16 +153,21 @@ func TestAutoTuningFillsThePathWithoutFillingItsQueue(t *testing.T) {
 		t.Skip("moves 40 MB through an emulated path")
 	}
 	for _, path := range []struct {
-		rtt  time.Duration
-		rate float64 // octets a second
+		rtt     time.Duration
+		rate    float64 // octets a second
+		initial uint32  // InitialStreamWindow, the smallest window auto-tuning keeps
 	}{
-		{40 * time.Millisecond, 10e6}, // the queue target is a frame's time, 3.3 ms
-		{50 * time.Millisecond, 2e6},  // the bandwidth-delay product, 100 KB, is below InitialStreamWindow; a frame takes 16 ms
-		{4 * time.Millisecond, 20e6},  // the queue target is a frame's time, 1.6 ms
+		{40 * time.Millisecond, 10e6, 0}, // the queue target is a frame's time, 3.3 ms
+		{4 * time.Millisecond, 20e6, 0},  // the queue target is a frame's time, 1.6 ms
+		// A slow path, whose bandwidth-delay product, 100 KB, is below
+		// the default initial window, 256 KiB (130 ms at 2 MB/s): a user
+		// lowers it. A frame takes 16 ms.
+		{50 * time.Millisecond, 2e6, 64 << 10},
 	} {
 		t.Run(fmt.Sprintf("%v, %g MB/s", path.rtt, path.rate/1e6), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				r := runTuned(t, &Config{KeepAliveInterval: -1}, path.rtt, path.rate, 4*time.Second, time.Second)
+				cfg := &Config{KeepAliveInterval: -1, InitialStreamWindow: path.initial}
+				r := runTuned(t, cfg, path.rtt, path.rate, 4*time.Second, time.Second)
 				p99 := r.added[len(r.added)*99/100]
 				t.Logf("bulk at %.2f MB/s; echo adds %v at p50, %v at p99, %v at most",
 					r.rate/1e6, r.added[len(r.added)/2], p99, r.added[len(r.added)-1])
