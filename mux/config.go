@@ -65,11 +65,13 @@ type Config struct {
 	// auto-tuning.
 	MaxStreamWindow uint32
 	// QueueTarget is the queue on the path that auto-tuning lets a stream
-	// build while other streams of the session receive data: about how
-	// long their frames wait behind its. Zero, the default: an eighth of
-	// the smallest round trip, within 200 µs and 3 ms. A stream alone may
-	// build eight times its target, or half a round trip if more: nobody
-	// waits behind it. Smaller means less latency for interactive streams
+	// build while light streams of the session (interactive ones, which
+	// get less than a quarter of their window a round trip) receive data:
+	// about how long their frames wait behind its. Zero, the default: an
+	// eighth of the smallest round trip, within 200 µs and 3 ms, and at
+	// least one MaxFrameSize frame's time at the stream's rate. Otherwise a
+	// stream may build eight times its target, or half a round trip if
+	// more: nobody waits behind it but other bulk streams. Smaller means less latency for interactive streams
 	// beside a bulk one and, once below what the path's jitter needs, less
 	// throughput for the bulk one. Negative: every stream is sized as if
 	// alone.

@@ -33,9 +33,9 @@
 // the link, not enough to fill its buffer, so that a keystroke on one
 // stream does not wait a whole extra round trip behind a download on
 // another, as it would behind TCP's loss-based control. The target is an
-// eighth of the round trip, within 200 µs and 3 ms, while other streams
-// receive data (Config.QueueTarget), and eight times that for a stream
-// alone. On an emulated 40 ms, 50 MB/s link with a 2 MB buffer the bulk
+// eighth of the round trip, within 200 µs and 3 ms, while an interactive
+// stream (one that gets less than a quarter of its window a round trip)
+// receives data (Config.QueueTarget), and eight times that otherwise. On an emulated 40 ms, 50 MB/s link with a 2 MB buffer the bulk
 // stream keeps 98% of the rate and an echo beside it waits under 5 ms at
 // p99, where TCP's waits 42 ms; a small window (yamux's 256 KiB) gets the
 // short wait only by leaving the link mostly idle.
