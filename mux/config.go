@@ -52,10 +52,12 @@ type Config struct {
 	// reads. It starts at its floor, min(InitialStreamWindow, 16 KiB), and
 	// rises to InitialStreamWindow when the first DATA arrives, as far as
 	// MaxSessionWindow allows (see Memory above). It is also the smallest
-	// window auto-tuning shrinks a stream to: on a path slower than this
-	// per round trip (256 KiB is 130 ms at 2 MB/s), lower it, or a bulk
-	// stream's data queues that long in front of the others'. Default
-	// 256 KiB; at most 2^31-1.
+	// window auto-tuning shrinks a stream to, or 64 KiB if smaller while an
+	// interactive stream waits behind it (SPEC 7.3): on a path slower than
+	// this per round trip (256 KiB is 130 ms at 2 MB/s), lower it, or a
+	// bulk stream's data queues that long in front of the others' whenever
+	// the path is shared with more than one. Default 256 KiB; at most
+	// 2^31-1.
 	InitialStreamWindow uint32
 	// MaxStreamWindow is the ceiling for window auto-tuning, which sizes a
 	// stream's window from its measured rate and round trip, so that one

@@ -35,7 +35,8 @@
 // another, as it would behind TCP's loss-based control. The target is an
 // eighth of the round trip, within 200 µs and 3 ms, while an interactive
 // stream (one that gets less than a quarter of its window a round trip)
-// receives data (Config.QueueTarget), and eight times that otherwise. On an emulated 40 ms, 50 MB/s link with a 2 MB buffer the bulk
+// receives data (Config.QueueTarget), and eight times that (or half the
+// round trip, if more) otherwise. On an emulated 40 ms, 50 MB/s link with a 2 MB buffer the bulk
 // stream keeps 98% of the rate and an echo beside it waits under 5 ms at
 // p99, where TCP's waits 42 ms; a small window (yamux's 256 KiB) gets the
 // short wait only by leaving the link mostly idle.

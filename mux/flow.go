@@ -24,12 +24,13 @@ type recvBuffer struct {
 	window  uint32 // the window's current size
 	unacked uint32 // octets read but not yet credited to the peer
 	growth  uint32 // window added past the floor (counted in the session's budget)
+	peak    uint32 // the largest the window has been
 	started bool   // DATA has arrived: the window was raised from the floor
 
 	// Auto-tuning (tune.go), updated as DATA arrives.
 	want       uint32 // the window size to move to; 0: no aim yet
 	rate       int64  // octets a second arrived in the last round
-	roundStart int64  // UnixNano the round began; 0: none yet
+	roundStart int64  // monoNow when the round began; 0: none yet
 	roundBytes int64  // octets arrived in the round so far
 	rounds     int    // rounds since the start or the last pause
 	steady     bool   // a queue was seen: the window grows slowly now
@@ -38,7 +39,7 @@ type recvBuffer struct {
 }
 
 func (b *recvBuffer) init(window uint32) {
-	b.avail, b.window = window, window
+	b.avail, b.window, b.peak = window, window, window
 }
 
 func (b *recvBuffer) buffered() int { return b.n }
@@ -200,6 +201,7 @@ func (st *Stream) growLocked(want uint32) uint32 {
 	}
 	b.growth += g // released whole when the stream is forgotten
 	b.window += g - slack
+	b.peak = max(b.peak, b.window)
 	return g - slack
 }
 

@@ -208,7 +208,7 @@ func (s *Session) handleData(h frame.FrameHeader) error {
 	var now int64
 	if err == nil && n > 0 {
 		start = st.startLocked()
-		now = time.Now().UnixNano()
+		now = s.monoNow()
 		st.tuneLocked(n, now)
 	}
 	forget := err == nil && end && st.sentEnd
@@ -442,13 +442,13 @@ func (s *Session) handlePing(f *frame.Frame) error {
 	if p == nil {
 		return nil // SPEC 4.7: an ACK for no outstanding PING is ignored
 	}
-	now := time.Now()
-	rtt := now.Sub(p.sent)
+	rtt := max(time.Since(p.sent), 1) // 0 would read as nothing measured
+	now := s.monoNow()
 	s.counters.noteRTT(rtt)
 	s.mu.Lock()
-	s.noteRTTLocked(rtt, now.UnixNano())
+	s.noteRTTLocked(rtt, now)
 	if p.flow {
-		s.flowProbeAnsweredLocked(now.UnixNano())
+		s.flowProbeAnsweredLocked(now)
 	}
 	s.mu.Unlock()
 	if p.done != nil {

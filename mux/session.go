@@ -47,10 +47,10 @@ type Session struct {
 	acceptQueue   []*Stream     // peer-opened streams for the handler, in open order; may hold reset ones
 	acceptWaiting int           // streams in acceptQueue still alive: the backlog
 	rttProbes     int           // round-trip probes sent after the first
-	rttEpochStart int64         // UnixNano: when the current epoch of the smallest round trip began
+	rttEpochStart int64         // monoNow: when the current epoch of the smallest round trip began
 	rttMinCur     int64         // smallest round trip in the current epoch, ns
 	rttMinPrev    int64         // and in the previous one; 0: none
-	recentStart   int64         // UnixNano: when the current half-round-trip of recentRTT began
+	recentStart   int64         // monoNow: when the current half-round-trip of recentRTT began
 	recentCur     int64         // smallest round trip in it, ns
 	recentPrev    int64         // and in the one before; 0: none
 	flowProbes    int           // queue probes outstanding (tune.go)
@@ -66,14 +66,16 @@ type Session struct {
 	budgetUsed   atomic.Int64    // of MaxSessionWindow: window granted past the floor, and header blocks held, over live streams
 	minRTT       atomic.Int64    // smallest PING round trip of the last epoch or two, in ns; 0 until measured (tune.go)
 	recentRTT    atomic.Int64    // the smallest PING round trip of the last one or so, ns (tune.go)
-	drainUntil   atomic.Int64    // UnixNano: auto-tuning's drain round lasts until then
-	nextProbe    atomic.Int64    // UnixNano: the earliest the reader sends the next queue probe
+	drainUntil   atomic.Int64    // monoNow: auto-tuning's drain round lasts until then
+	nextProbe    atomic.Int64    // monoNow: the earliest the reader sends the next queue probe
 	counters     sessionCounters // for Stats; counters.framesReceived also feeds the keepalive
 	idleTimeout  atomic.Int64    // ns; 0: none
 	lastActivity atomic.Int64    // UnixNano of the last stream activity, while idleTimeout > 0
 	idleChanged  chan struct{}
 
 	lastLight [2]dataMark // the reader goroutine's: the last two light streams that received DATA, newest first (tune.go)
+
+	born time.Time // when the session started: monoNow's origin
 
 	wg sync.WaitGroup // the reader, writer, monitor and closing goroutines
 }
@@ -123,6 +125,7 @@ func newSession(conn net.Conn, handler httpstream.NewStreamHandler, cfg *Config,
 		return nil, errors.New("mux: Config.AcceptStreams and a NewStreamHandler exclude each other: pass a nil handler to take streams with Session.Accept")
 	}
 	s := &Session{
+		born:    time.Now(),
 		conn:    conn,
 		cfg:     c,
 		client:  client,

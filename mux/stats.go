@@ -43,7 +43,8 @@ type StreamStats struct {
 	DataSent, DataReceived     uint64 // DATA payload octets
 
 	// RecvWindow is what the peer may still send now; RecvWindowPeak the
-	// largest the window has been (windows only grow, SPEC 7.3).
+	// largest the window has been (auto-tuning grows and shrinks it, SPEC
+	// 7.3).
 	RecvWindow, RecvWindowPeak uint32
 	// Buffered is what arrived and the application has not read yet.
 	Buffered int
@@ -113,7 +114,7 @@ func (st *Stream) Stats() StreamStats {
 		DataSent:       st.counters.dataSent,
 		DataReceived:   st.counters.dataReceived,
 		RecvWindow:     st.recv.avail,
-		RecvWindowPeak: st.recv.window,
+		RecvWindowPeak: st.recv.peak,
 		Buffered:       st.recv.buffered(),
 		SendWindow:     st.sendWindow,
 	}

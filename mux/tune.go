@@ -95,8 +95,8 @@ const maxFlowProbes = 8
 
 // queueTargetFor returns the queue a stream may build on the path, in ns,
 // given the smallest round trip, whether the stream is alone (no other,
-// light stream of the session received data within othersHorizon), and how long
-// one of the largest frames takes at the stream's rate. configured is
+// light stream of the session received data within othersHorizon), and
+// how long one of the largest frames takes at the stream's rate. configured is
 // Config.QueueTarget: 0 for the automatic target, negative to treat every
 // stream as alone.
 func queueTargetFor(minRTT int64, alone bool, configured time.Duration, frameTime int64) int64 {
@@ -144,7 +144,7 @@ func targetWindow(window uint32, rate, minRTT, rtt, target int64, drain, steady 
 	return uint32(min(want, math.MaxUint32))
 }
 
-// tuneLocked counts n octets of DATA that arrived now (UnixNano) on the
+// tuneLocked counts n octets of DATA that arrived now (monoNow) on the
 // stream and, at the end of a round, sets the window auto-tuning aims at,
 // which credits then move the window to (creditLocked). Called by the
 // reader goroutine with the stream's lock held.
@@ -160,15 +160,21 @@ func (st *Stream) tuneLocked(n int, now int64) {
 	round := max(s.counters.srtt.Load(), int64(minProbeGap))
 	if b.roundStart == 0 || now-b.roundStart > 4*round {
 		// The first data, or the first after a pause: a round that
-		// spanned the pause would measure the sender's silence.
-		b.roundStart, b.roundBytes, b.steady, b.rounds, b.heavy = now, int64(n), false, 0, false
+		// spanned the pause would measure the sender's silence. After a
+		// long one the stream counts as light again (keystrokes after a
+		// burst of output); a bulk stream whose reader is slow pauses
+		// briefly and stays heavy.
+		if now-b.roundStart > int64(lightPause) {
+			b.heavy = false
+		}
+		b.roundStart, b.roundBytes, b.steady, b.rounds = now, int64(n), false, 0
 		return
 	}
 	b.roundBytes += int64(n)
 	if now-b.roundStart < round {
 		return
 	}
-	rate := b.roundBytes * 1e9 / (now - b.roundStart)
+	rate := int64(float64(b.roundBytes) * 1e9 / float64(now-b.roundStart))
 	b.heavy = b.roundBytes*4 >= int64(b.window)
 	b.roundStart, b.roundBytes = now, 0
 	if b.rounds++; b.rounds == 1 {
@@ -179,7 +185,8 @@ func (st *Stream) tuneLocked(n int, now int64) {
 	}
 	b.rate = rate
 	m, r := s.minRTT.Load(), s.recentRTT.Load()
-	alone := now-s.lastOtherLightData(st) > int64(othersHorizon)
+	light := s.lastOtherLightData(st)
+	alone := light == 0 || now-light > int64(othersHorizon)
 	frameTime := int64(s.cfg.MaxFrameSize) * 1e9 / max(b.rate, 1)
 	b.target = queueTargetFor(m, alone, s.cfg.QueueTarget, frameTime)
 	want := targetWindow(b.window, b.rate, m, r, b.target, now < s.drainUntil.Load(), b.steady)
@@ -237,7 +244,11 @@ func (s *Session) noteRTTLocked(rtt time.Duration, now int64) {
 	case s.rttEpochStart == 0:
 		s.rttEpochStart, s.rttMinCur = now, ns
 	case now-s.rttEpochStart >= int64(rttEpoch):
-		s.rttEpochStart, s.rttMinPrev, s.rttMinCur = now, s.rttMinCur, ns
+		prev := s.rttMinCur
+		if now-s.rttEpochStart >= 2*int64(rttEpoch) {
+			prev = 0 // the last epoch saw no sample: the older one is stale
+		}
+		s.rttEpochStart, s.rttMinPrev, s.rttMinCur = now, prev, ns
 		// Two round trips: one for the smaller windows' credit to reach
 		// the sender and its data to come, one to measure.
 		s.drainUntil.Store(now + 2*srtt)
@@ -251,7 +262,11 @@ func (s *Session) noteRTTLocked(rtt time.Duration, now int64) {
 	s.minRTT.Store(m)
 
 	if now-s.recentStart >= srtt/2 {
-		s.recentStart, s.recentPrev, s.recentCur = now, s.recentCur, ns
+		prev := s.recentCur
+		if now-s.recentStart >= srtt {
+			prev = 0
+		}
+		s.recentStart, s.recentPrev, s.recentCur = now, prev, ns
 	} else {
 		s.recentCur = min(s.recentCur, ns)
 	}
@@ -276,7 +291,11 @@ func (s *Session) probeRTT(now int64) {
 		return
 	}
 	if s.flowProbes >= maxFlowProbes {
-		s.nextProbe.Store(math.MaxInt64) // until an answer comes
+		s.expireFlowProbesLocked()
+	}
+	if s.flowProbes >= maxFlowProbes {
+		// Until an answer comes, or the oldest can be given up.
+		s.nextProbe.Store(now + int64(s.flowProbeLimit())/4)
 		return
 	}
 	s.flowProbes++
@@ -284,13 +303,42 @@ func (s *Session) probeRTT(now int64) {
 	s.sendPingLocked(nil).flow = true
 }
 
-// flowProbeAnsweredLocked counts an answered queue probe.
-func (s *Session) flowProbeAnsweredLocked(now int64) {
-	s.flowProbes--
-	if s.nextProbe.Load() == math.MaxInt64 {
-		s.nextProbe.Store(now)
+// expireFlowProbesLocked forgets the queue probes unanswered for longer
+// than four round trips, or a second: a peer that lost or merged answers
+// (against SPEC 4.7) would otherwise stop the probing, and freeze the
+// queue estimate, for the rest of the session. A late answer is then
+// ignored as an unknown one. Few entries: at most maxFlowProbes are
+// outstanding, plus the keepalive's and Ping's.
+func (s *Session) expireFlowProbesLocked() {
+	limit := s.flowProbeLimit()
+	for id, p := range s.pings {
+		if p.flow && time.Since(p.sent) > limit {
+			delete(s.pings, id)
+			s.flowProbes--
+		}
 	}
 }
+
+// flowProbeLimit is how long a queue probe waits for its answer.
+func (s *Session) flowProbeLimit() time.Duration {
+	return max(4*time.Duration(s.counters.srtt.Load()), time.Second)
+}
+
+// flowProbeAnsweredLocked counts an answered queue probe.
+func (s *Session) flowProbeAnsweredLocked(now int64) {
+	if s.flowProbes == maxFlowProbes {
+		s.nextProbe.Store(now) // probing waited for this answer
+	}
+	s.flowProbes--
+}
+
+// monoNow returns the time since the session started, in ns, at least 1:
+// the monotonic clock, which a step of the wall clock does not move, so
+// that rounds, epochs and probe times stay in order.
+func (s *Session) monoNow() int64 { return int64(time.Since(s.born)) + 1 }
+
+// lightPause is the pause after which a heavy stream counts as light again.
+const lightPause = 100 * time.Millisecond
 
 // othersHorizon: a light stream that received data this recently is one
 // that a queue on the path would delay.
