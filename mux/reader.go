@@ -428,29 +428,28 @@ func (s *Session) handlePing(f *frame.Frame) error {
 	id ^= s.pingKey
 	s.mu.Lock()
 	p := s.pings[id]
+	if p == nil {
+		s.mu.Unlock()
+		return nil // SPEC 4.7: an ACK for no outstanding PING is ignored
+	}
 	delete(s.pings, id)
-	if p != nil && p == s.keepalivePing {
+	rtt := max(time.Since(p.sent), 1) // 0 would read as nothing measured
+	now := s.monoNow()
+	s.noteRTTLocked(rtt, now)
+	if p.flow {
+		s.flowProbeAnsweredLocked(now)
+	}
+	if p == s.keepalivePing {
 		s.keepalivePing = nil
 	}
-	if p != nil && p.probe && s.rttProbes < rttProbes && s.err == nil {
+	if p.probe && s.rttProbes < rttProbes && s.err == nil {
 		// The first round trips of a session include its start-up; a
 		// few more, right after, give the idle round-trip time.
 		s.rttProbes++
 		s.sendPingLocked(nil).probe = true
 	}
 	s.mu.Unlock()
-	if p == nil {
-		return nil // SPEC 4.7: an ACK for no outstanding PING is ignored
-	}
-	rtt := max(time.Since(p.sent), 1) // 0 would read as nothing measured
-	now := s.monoNow()
 	s.counters.noteRTT(rtt)
-	s.mu.Lock()
-	s.noteRTTLocked(rtt, now)
-	if p.flow {
-		s.flowProbeAnsweredLocked(now)
-	}
-	s.mu.Unlock()
 	if p.done != nil {
 		p.done <- rtt
 	}
