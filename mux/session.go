@@ -47,12 +47,8 @@ type Session struct {
 	acceptQueue   []*Stream     // peer-opened streams for the handler, in open order; may hold reset ones
 	acceptWaiting int           // streams in acceptQueue still alive: the backlog
 	rttProbes     int           // round-trip probes sent after the first
-	rttEpochStart int64         // monoNow: when the current epoch of the smallest round trip began
-	rttMinCur     int64         // smallest round trip in the current epoch, ns
-	rttMinPrev    int64         // and in the previous one; 0: none
-	recentStart   int64         // monoNow: when the current half-round-trip of recentRTT began
-	recentCur     int64         // smallest round trip in it, ns
-	recentPrev    int64         // and in the one before; 0: none
+	rttMin        windowedMin   // PING round trips over rttEpoch windows: minRTT (tune.go)
+	recentMin     windowedMin   // and over half-round-trip windows: recentRTT
 	flowProbes    int           // queue probes outstanding (tune.go)
 
 	settingsRecv chan struct{} // closed when the peer's SETTINGS arrived

@@ -240,41 +240,46 @@ func (st *Stream) shrinkLocked(cut uint32) {
 func (s *Session) noteRTTLocked(rtt time.Duration, now int64) {
 	ns := int64(rtt)
 	srtt := max(s.counters.srtt.Load(), ns)
-	switch {
-	case s.rttEpochStart == 0:
-		s.rttEpochStart, s.rttMinCur = now, ns
-	case now-s.rttEpochStart >= int64(rttEpoch):
-		prev := s.rttMinCur
-		if now-s.rttEpochStart >= 2*int64(rttEpoch) {
-			prev = 0 // the last epoch saw no sample: the older one is stale
-		}
-		s.rttEpochStart, s.rttMinPrev, s.rttMinCur = now, prev, ns
+	m, newEpoch := s.rttMin.add(ns, now, int64(rttEpoch))
+	if newEpoch {
 		// Two round trips: one for the smaller windows' credit to reach
 		// the sender and its data to come, one to measure.
 		s.drainUntil.Store(now + 2*srtt)
-	default:
-		s.rttMinCur = min(s.rttMinCur, ns)
-	}
-	m := s.rttMinCur
-	if s.rttMinPrev > 0 {
-		m = min(m, s.rttMinPrev)
 	}
 	s.minRTT.Store(m)
+	r, _ := s.recentMin.add(ns, now, srtt/2)
+	s.recentRTT.Store(r)
+}
 
-	if now-s.recentStart >= srtt/2 {
-		prev := s.recentCur
-		if now-s.recentStart >= srtt {
+// windowedMin is the minimum of samples over the last one or two windows of
+// a length: cheap, and it forgets an old minimum within two windows.
+type windowedMin struct {
+	start     int64 // monoNow when the current window began; 0: no sample yet
+	cur, prev int64 // minimum of the current window, and of the one before (0: none)
+}
+
+// add folds sample v, taken at now, in and returns the minimum, and whether
+// v began a new window. A window with no sample ends the one before it too:
+// a minimum more than two windows old is stale.
+func (w *windowedMin) add(v, now, length int64) (int64, bool) {
+	rolled := false
+	switch {
+	case w.start == 0:
+		w.start, w.cur = now, v
+	case now-w.start >= length:
+		prev := w.cur
+		if now-w.start >= 2*length {
 			prev = 0
 		}
-		s.recentStart, s.recentPrev, s.recentCur = now, prev, ns
-	} else {
-		s.recentCur = min(s.recentCur, ns)
+		w.start, w.prev, w.cur = now, prev, v
+		rolled = true
+	default:
+		w.cur = min(w.cur, v)
 	}
-	r := s.recentCur
-	if s.recentPrev > 0 {
-		r = min(r, s.recentPrev)
+	if w.prev > 0 {
+		return min(w.cur, w.prev), rolled
 	}
-	s.recentRTT.Store(r)
+	return w.cur, rolled
 }
 
 // probeRTT sends a PING to measure the queue while data arrives: about

@@ -322,3 +322,24 @@ func TestQueueProbesStayFewWhenThePeerNeverAnswers(t *testing.T) {
 		}
 	})
 }
+
+func TestWindowedMinForgetsOldMinima(t *testing.T) {
+	var w windowedMin
+	for _, step := range []struct {
+		v, now   int64
+		want     int64
+		newEpoch bool
+	}{
+		{50, 1, 50, false},   // the first sample
+		{40, 5, 40, false},   // same window
+		{60, 12, 40, true},   // a new window keeps the last one's minimum
+		{70, 25, 60, true},   // and the one after forgets it
+		{80, 100, 80, true},  // a gap of windows forgets everything
+		{90, 105, 80, false}, // same window
+	} {
+		got, rolled := w.add(step.v, step.now, 10)
+		if got != step.want || rolled != step.newEpoch {
+			t.Errorf("add(%d at %d) = %d, %v; want %d, %v", step.v, step.now, got, rolled, step.want, step.newEpoch)
+		}
+	}
+}
