@@ -177,15 +177,21 @@ func TestAttackRapidOpenThenReset(t *testing.T) {
 	// 100,000 streams opened and reset at once, in batches of 500 pairs,
 	// while the attacker reads (and drops) whatever the server answers.
 	cfg := atkConfig()
-	_, p, g := atkHandshaken(t, cfg)
+	h, p, g := atkHandshaken(t, cfg)
 	p.forward.Store(false) // counted, not kept
 	const pairs, batch = 100_000, 500
 	buf := make([]byte, 0, batch*64)
 
+	// The handlers' goroutines are the test's: how many of those are
+	// still finishing depends on the scheduler, and so on the machine's
+	// load. The sessions' own goroutines are what the library answers for.
+	others := func() int { return runtime.NumGoroutine() - int(h.running.Load()) }
 	var peakStreams int
 	heap := atkHeapStart()
+	before, peakOwn := others(), 0
 	stopWatch := heap.watch(t, 20*time.Millisecond, func() {
 		peakStreams = max(peakStreams, p.srv.NumStreams())
+		peakOwn = max(peakOwn, others())
 	})
 	stopGood := g.during(t)
 	start := time.Now()
@@ -206,9 +212,9 @@ func TestAttackRapidOpenThenReset(t *testing.T) {
 	elapsed := time.Since(start)
 	stopGood()
 	stopWatch()
-	t.Logf("%d open+reset pairs in %v; the server answered %d ACCEPT, %d REFUSE (%d STREAM_LIMIT), %d RESET; peak streams tracked %d, peak goroutines %d (%d at the start)",
+	t.Logf("%d open+reset pairs in %v; the server answered %d ACCEPT, %d REFUSE (%d STREAM_LIMIT), %d RESET; peak streams tracked %d; peak goroutines %d in all, %d besides the handlers' (%d before)",
 		pairs, elapsed.Round(time.Millisecond), p.counts[frame.FrameAccept].Load(), p.counts[frame.FrameRefuse].Load(),
-		p.refusals[frame.CodeStreamLimit].Load(), p.counts[frame.FrameReset].Load(), peakStreams, heap.goroutine, runtime.NumGoroutine())
+		p.refusals[frame.CodeStreamLimit].Load(), p.counts[frame.FrameReset].Load(), peakStreams, heap.goroutine, peakOwn, before)
 	// Each OPEN comes after the RESET of the stream before it, so at most
 	// one stream of the attacker is alive when an OPEN arrives: neither
 	// MaxConcurrentStreams nor AcceptBacklog (streams waiting for the
@@ -229,12 +235,12 @@ func TestAttackRapidOpenThenReset(t *testing.T) {
 	if peakStreams > cfg.MaxConcurrentStreams {
 		t.Errorf("the server tracked %d streams of the attacker at once, past MaxConcurrentStreams %d", peakStreams, cfg.MaxConcurrentStreams)
 	}
-	// Goroutines: the server's handler runs one goroutine per accepted
-	// stream, which ends when the stream is reset; streams have none of
-	// their own. So at most the live streams' worth, twice over for the
-	// ones that are ending, on top of what ran before.
-	if limit := runtime.NumGoroutine() + 2*(cfg.MaxConcurrentStreams+cfg.AcceptBacklog); heap.goroutine > limit {
-		t.Errorf("peak of %d goroutines, more than %d", heap.goroutine, limit)
+	// Goroutines: streams have none of their own, so the sessions run
+	// what they ran before the attack. The slack covers handlers'
+	// goroutines between their count going down and their exit, and the
+	// tests' helpers (the watcher, the well-behaved session's traffic).
+	if limit := before + cfg.MaxConcurrentStreams + cfg.AcceptBacklog; peakOwn > limit {
+		t.Errorf("peak of %d goroutines besides the handlers', more than %d: goroutines grow with the streams of an attacker", peakOwn, limit)
 	}
 	atkPoll(t, atkWait, "the server forgets every reset stream", func() bool { return p.srv.NumStreams() == 0 })
 	heap.check(t, atkBound(cfg, atkShortRefuse), "100,000 open+reset pairs")

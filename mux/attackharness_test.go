@@ -297,6 +297,9 @@ type atkServer struct {
 	relOnce sync.Once
 	sunk    chan atkSunk
 	flooded atomic.Int64
+	// running counts the handlers' goroutines (the test's own, one per
+	// accepted stream), so that goroutine bounds can leave them out.
+	running atomic.Int64
 
 	mu       sync.Mutex // guards closing and handlers.Add
 	closing  bool
@@ -412,9 +415,11 @@ func (h *atkServer) handle(hs httpstream.Stream, replySent <-chan struct{}) erro
 		return errors.New("the test is over")
 	}
 	h.handlers.Add(1)
+	h.running.Add(1)
 	h.mu.Unlock()
 	go func() {
 		defer h.handlers.Done()
+		defer h.running.Add(-1)
 		switch mode {
 		case "sink":
 			n, err := io.Copy(io.Discard, st)
