@@ -206,10 +206,12 @@ func (s *Session) handleData(h frame.FrameHeader) error {
 	}
 	var start uint32
 	var now int64
+	probe := false
 	if err == nil && n > 0 {
 		start = st.startLocked()
 		now = s.monoNow()
 		st.tuneLocked(n, now)
+		probe = st.wantsProbes()
 	}
 	forget := err == nil && end && st.sentEnd
 	st.cond.Broadcast()
@@ -218,7 +220,7 @@ func (s *Session) handleData(h frame.FrameHeader) error {
 		return err
 	}
 	s.counters.dataReceived.Add(uint64(n))
-	if now != 0 {
+	if probe {
 		s.probeRTT(now)
 	}
 	if start > 0 {

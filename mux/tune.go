@@ -15,7 +15,8 @@ import (
 //   - the stream's delivery rate: octets arrived per round, a round being
 //     about one round trip (at least a millisecond);
 //   - the queue on the path: the smallest round trip of the PINGs sent
-//     while data flows (about four a round trip) over the last half to
+//     while data flows on heavy streams, or on streams not measured yet
+//     (about four a round trip, wantsProbes), over the last half to
 //     whole round trip, less the smallest round trip of all (minRTT). A
 //     PING's answer comes back behind the data the peer sent before it, so
 //     it waits in the same queue; the smallest of a few filters out the
@@ -88,6 +89,17 @@ const minCreditTime = time.Millisecond
 // minProbeGap spaces the PINGs that measure the queue while data flows
 // (probeRTT) on a fast path, loopback say: at most one a millisecond.
 const minProbeGap = time.Millisecond
+
+// wantsProbes reports whether DATA arriving on the stream should keep the
+// queue probes going: a heavy stream's window is sized from the queue, and
+// a stream that has not measured its rate yet may turn out heavy. Light
+// streams alone do not need them (their windows are never the limit), and
+// each probe and its answer are frames that an echo's next message can wait
+// behind. Called with the stream's lock held.
+func (st *Stream) wantsProbes() bool {
+	b := &st.recv
+	return st.sess.cfg.MaxStreamWindow > st.sess.cfg.InitialStreamWindow && (b.heavy || b.rate == 0)
+}
 
 // maxFlowProbes bounds the queue probes outstanding at once: a peer that
 // answers late (or never) holds a few entries, not more.
@@ -206,15 +218,19 @@ func (st *Stream) tuneLocked(n int, now int64) {
 }
 
 // creditQuantum is how many read octets the stream's receiver holds back
-// before crediting them: half the window (SPEC 7.2), or, on a stream whose
-// rate is known, an eighth of its queue target's worth of that rate, but
-// at least a millisecond's worth and at least one block: the sender's
+// before crediting them: half the window (SPEC 7.2), or, on a heavy stream
+// whose rate is known, an eighth of its queue target's worth of that rate,
+// but at least a millisecond's worth and at least one block: the sender's
 // bursts, each as long as the credit that released it, stay well below the
 // target on a slow path, and a fast one (loopback, where the target is
-// 200 µs) does not spend itself on WINDOW_UPDATEs.
+// 200 µs) does not spend itself on WINDOW_UPDATEs. A light stream keeps
+// half the window: it uses less than a quarter of it a round, so the
+// sender never waits for that credit, and each WINDOW_UPDATE spared is a
+// frame that does not hold up its next message (an echo's reply waits
+// behind the writer that sends it).
 func (b *recvBuffer) creditQuantum() uint32 {
 	q := b.window / 2
-	if b.rate > 0 {
+	if b.rate > 0 && b.heavy {
 		burst := max(int64(blockSize), int64(float64(b.rate)*float64(max(b.target/8, int64(minCreditTime)))/1e9))
 		q = uint32(min(int64(q), burst))
 	}

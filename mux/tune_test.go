@@ -271,25 +271,27 @@ func TestQueueTargetFor(t *testing.T) {
 	}
 }
 
-func TestQueueProbesStayFewWhenThePeerNeverAnswers(t *testing.T) {
-	// A peer that sends data and never answers PINGs: the session probes
-	// the queue while data arrives, keeps at most maxFlowProbes of them
-	// outstanding, and gives up those unanswered for a second, so that
-	// probing goes on (a peer that lost answers) without piling up.
+// probesTo runs a peer that sends a chunk of DATA every millisecond for
+// 2.5 s and never answers PINGs, and returns the most PINGs outstanding at
+// once, the PINGs sent and the WINDOW_UPDATEs.
+func probesTo(t *testing.T, cfg *Config, chunk int) (most, sent, updates int) {
 	synctest.Test(t, func(t *testing.T) {
 		got := make(chan *Stream, 1)
-		s, p := newRawPeer(t, false, func(st *Stream) { got <- st }, &Config{KeepAliveInterval: -1})
-		pings := make(chan int, 1)
+		s, p := newRawPeer(t, false, func(st *Stream) { got <- st }, cfg)
+		counted := make(chan [2]int, 1)
 		go func() {
-			n := 0
+			var n [2]int
 			for {
 				f, err := p.fr.ReadFrame()
 				if err != nil {
-					pings <- n
+					counted <- n
 					return
 				}
-				if f.Type == frame.FramePing && !f.Flags.Has(frame.FlagAck) {
-					n++
+				switch {
+				case f.Type == frame.FramePing && !f.Flags.Has(frame.FlagAck):
+					n[0]++
+				case f.Type == frame.FrameWindowUpdate:
+					n[1]++
 				}
 			}
 		}()
@@ -300,10 +302,9 @@ func TestQueueProbesStayFewWhenThePeerNeverAnswers(t *testing.T) {
 		p.send(open)
 		st := <-got
 		go io.Copy(io.Discard, st)
-		chunk := make([]byte, 1<<10)
-		most := 0
-		for range 2500 { // 2.5 MB over 2.5 s, within the window the reader's credit keeps open
-			p.send(frame.AppendData(nil, 1, 0, chunk))
+		data := frame.AppendData(nil, 1, 0, make([]byte, chunk))
+		for range 2500 { // within the window the reader's credit keeps open
+			p.send(data)
 			time.Sleep(time.Millisecond)
 			s.mu.Lock()
 			most = max(most, len(s.pings))
@@ -311,16 +312,44 @@ func TestQueueProbesStayFewWhenThePeerNeverAnswers(t *testing.T) {
 		}
 		p.conn.Close()
 		s.Close()
-		n := <-pings
-		// The first PING, sent at the start, stays outstanding too.
-		if most > maxFlowProbes+1 {
-			t.Errorf("%d PINGs outstanding at once to a peer that answers none: want at most %d", most, maxFlowProbes+1)
-		}
-		// A batch, then a batch each time the last is given up: 1 s.
-		if n < 2*maxFlowProbes || n > 4*maxFlowProbes {
-			t.Errorf("%d PINGs sent in 2.5 s to a peer that answers none: want %d to %d", n, 2*maxFlowProbes, 4*maxFlowProbes)
-		}
+		n := <-counted
+		sent, updates = n[0], n[1]
 	})
+	return most, sent, updates
+}
+
+func TestQueueProbesStayFewWhenThePeerNeverAnswers(t *testing.T) {
+	// A peer that sends bulk and never answers PINGs: the session probes
+	// the queue while data arrives, keeps at most maxFlowProbes of them
+	// outstanding, and gives up those unanswered for a second, so that
+	// probing goes on (a peer that lost answers) without piling up. A
+	// quarter of the window a millisecond (a round) makes the stream heavy.
+	most, n, _ := probesTo(t, &Config{KeepAliveInterval: -1, InitialStreamWindow: 16 << 10}, 4<<10)
+	// The first PING, sent at the start, stays outstanding too.
+	if most > maxFlowProbes+1 {
+		t.Errorf("%d PINGs outstanding at once to a peer that answers none: want at most %d", most, maxFlowProbes+1)
+	}
+	// A batch, then a batch each time the last is given up: 1 s.
+	if n < 2*maxFlowProbes || n > 4*maxFlowProbes {
+		t.Errorf("%d PINGs sent in 2.5 s to a peer that answers none: want %d to %d", n, 2*maxFlowProbes, 4*maxFlowProbes)
+	}
+}
+
+func TestLightStreamsSendFewControlFrames(t *testing.T) {
+	// 1 KiB a millisecond against a 256 KiB window: a light stream, whose
+	// window never limits it. Once its rate is measured (the second round),
+	// its data sends no more queue probes, and its credit goes back in
+	// halves of the window: each control frame is one its next message
+	// could wait behind, for nothing.
+	_, n, updates := probesTo(t, &Config{KeepAliveInterval: -1}, 1<<10)
+	if n > 3 {
+		t.Errorf("%d queue probes for a light stream's 2.5 s of data: want at most 3, the ones before its rate was known", n)
+	}
+	const data, half = 2500 << 10, DefaultInitialStreamWindow / 2
+	if most := data/half + 2; updates > most { // and the one at the start
+		t.Errorf("%d WINDOW_UPDATEs for a light stream's 2.5 MiB: want at most %d, one per half window", updates, most)
+	}
+	t.Logf("%d queue probes, %d WINDOW_UPDATEs", n, updates)
 }
 
 func TestWindowedMinForgetsOldMinima(t *testing.T) {
