@@ -27,8 +27,8 @@
 // documented bound.
 //
 // Window sizes come from measurement (SPEC 7.3, tune.go): each stream's
-// delivery rate, and the queue on the path, read from PINGs sent while bulk
-// data flows, whose answers wait behind the data sent before them. A window is
+// delivery rate, and the queue on the path, read from PINGs sent while data
+// flows, whose answers wait behind the data sent before them. A window is
 // kept near rate × (smallest round trip + a queue target): enough to fill
 // the link, not enough to fill its buffer, so that a keystroke on one
 // stream does not wait a whole extra round trip behind a download on

@@ -206,12 +206,10 @@ func (s *Session) handleData(h frame.FrameHeader) error {
 	}
 	var start uint32
 	var now int64
-	probe := false
 	if err == nil && n > 0 {
 		start = st.startLocked()
 		now = s.monoNow()
 		st.tuneLocked(n, now)
-		probe = st.wantsProbes()
 	}
 	forget := err == nil && end && st.sentEnd
 	st.cond.Broadcast()
@@ -220,7 +218,7 @@ func (s *Session) handleData(h frame.FrameHeader) error {
 		return err
 	}
 	s.counters.dataReceived.Add(uint64(n))
-	if probe {
+	if now != 0 {
 		s.probeRTT(now)
 	}
 	if start > 0 {

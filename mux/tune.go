@@ -15,8 +15,7 @@ import (
 //   - the stream's delivery rate: octets arrived per round, a round being
 //     about one round trip (at least a millisecond);
 //   - the queue on the path: the smallest round trip of the PINGs sent
-//     while data flows on heavy streams, or on streams not measured yet
-//     (about four a round trip, wantsProbes), over the last half to
+//     while data flows (about four a round trip) over the last half to
 //     whole round trip, less the smallest round trip of all (minRTT). A
 //     PING's answer comes back behind the data the peer sent before it, so
 //     it waits in the same queue; the smallest of a few filters out the
@@ -89,17 +88,6 @@ const minCreditTime = time.Millisecond
 // minProbeGap spaces the PINGs that measure the queue while data flows
 // (probeRTT) on a fast path, loopback say: at most one a millisecond.
 const minProbeGap = time.Millisecond
-
-// wantsProbes reports whether DATA arriving on the stream should keep the
-// queue probes going: a heavy stream's window is sized from the queue, and
-// a stream that has not measured its rate yet may turn out heavy. Light
-// streams alone do not need them (their windows are never the limit), and
-// each probe and its answer are frames that an echo's next message can wait
-// behind. Called with the stream's lock held.
-func (st *Stream) wantsProbes() bool {
-	b := &st.recv
-	return st.sess.cfg.MaxStreamWindow > st.sess.cfg.InitialStreamWindow && (b.heavy || b.rate == 0)
-}
 
 // maxFlowProbes bounds the queue probes outstanding at once: a peer that
 // answers late (or never) holds a few entries, not more.

@@ -335,21 +335,16 @@ func TestQueueProbesStayFewWhenThePeerNeverAnswers(t *testing.T) {
 	}
 }
 
-func TestLightStreamsSendFewControlFrames(t *testing.T) {
+func TestLightStreamsCreditInHalvesOfTheWindow(t *testing.T) {
 	// 1 KiB a millisecond against a 256 KiB window: a light stream, whose
-	// window never limits it. Once its rate is measured (the second round),
-	// its data sends no more queue probes, and its credit goes back in
-	// halves of the window: each control frame is one its next message
-	// could wait behind, for nothing.
-	_, n, updates := probesTo(t, &Config{KeepAliveInterval: -1}, 1<<10)
-	if n > 3 {
-		t.Errorf("%d queue probes for a light stream's 2.5 s of data: want at most 3, the ones before its rate was known", n)
-	}
+	// window never limits it. Its credit goes back in halves of the
+	// window, not in the small steps that pace a bulk stream: each
+	// WINDOW_UPDATE is a frame its next message could wait behind.
+	_, _, updates := probesTo(t, &Config{KeepAliveInterval: -1}, 1<<10)
 	const data, half = 2500 << 10, DefaultInitialStreamWindow / 2
 	if most := data/half + 2; updates > most { // and the one at the start
 		t.Errorf("%d WINDOW_UPDATEs for a light stream's 2.5 MiB: want at most %d, one per half window", updates, most)
 	}
-	t.Logf("%d queue probes, %d WINDOW_UPDATEs", n, updates)
 }
 
 func TestWindowedMinForgetsOldMinima(t *testing.T) {
