@@ -37,9 +37,10 @@
 // stream (one that gets less than a quarter of its window a round trip)
 // receives data (Config.QueueTarget), and eight times that (or half the
 // round trip, if more) otherwise. On an emulated 40 ms, 50 MB/s link with
-// a 2 MB buffer the bulk stream keeps 94% of the rate and an echo beside
-// it waits 4.5 ms at p99, where TCP's waits 42 ms; a small window (yamux's
-// 256 KiB) gets the short wait only by leaving the link mostly idle.
+// a 2 MB buffer the bulk stream keeps 92-99% of the rate and an echo
+// beside it waits 4.5-5 ms at p99, where TCP's waits 42 ms; a small window
+// (yamux's 256 KiB) gets the short wait only by leaving the link mostly
+// idle.
 //
 // Lock order: Session.mu, then writer.mu, then Stream.mu. A goroutine never
 // holds Stream.mu while taking writer.mu or Session.mu.
