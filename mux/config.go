@@ -18,7 +18,7 @@ import (
 // past a window ends the session. So that this sum does not scale with the
 // number of streams (SPEC 7.4, 10.3), every stream starts with a small
 // window, its floor: min(InitialStreamWindow, 16 KiB), the value advertised
-// to the peer. Once DATA arrives on a stream, its window rises to
+// to the peer. Once a stream has received 4 KiB, its window rises to
 // InitialStreamWindow, and auto-tuning grows it further while this side's
 // application reads fast, both out of one budget per session,
 // MaxSessionWindow, which also holds the headers of the streams the peer
@@ -50,7 +50,7 @@ type Config struct {
 	// InitialStreamWindow is the receive window a stream has once data
 	// flows on it: what the peer may send before this side's application
 	// reads. It starts at its floor, min(InitialStreamWindow, 16 KiB), and
-	// rises to InitialStreamWindow when the first DATA arrives, as far as
+	// rises to InitialStreamWindow once 4 KiB of DATA arrived, as far as
 	// MaxSessionWindow allows (see Memory above). It is also the smallest
 	// window auto-tuning shrinks a stream to, or 64 KiB if smaller while an
 	// interactive stream waits behind it (SPEC 7.3): on a path slower than
@@ -174,7 +174,7 @@ func DefaultConfig() Config {
 // advertised as INITIAL_STREAM_WINDOW: small, so that the streams a peer may
 // open cost little memory each however many there are. A stream's window
 // rises to InitialStreamWindow, and grows past it, out of the session's
-// budget (MaxSessionWindow) once data arrives (SPEC 7.4).
+// budget (MaxSessionWindow) once data flows (SPEC 7.4, startAfter).
 func (c *Config) streamWindowFloor() uint32 {
 	return min(c.InitialStreamWindow, maxStreamWindowFloor)
 }

@@ -164,14 +164,23 @@ func (st *Stream) creditLocked(n int) uint32 {
 	return inc
 }
 
-// startLocked raises the window of a stream whose first DATA has arrived
-// from the floor every stream starts with to InitialStreamWindow, as far as
-// the session's budget allows, and returns the increment to send. Streams
-// that never receive data keep only the floor, so idle streams cost the
+// startAfter is how much a stream must receive before its window rises
+// from the floor: a quarter of it. Streams that carry only small messages
+// (an open, a one-byte echo and a close; keystrokes; Kubernetes' resize
+// and error streams) never need more than the floor, and their
+// WINDOW_UPDATE would be one more frame for the writer goroutine, queued
+// just as the reply to that first message is written. A bulk sender's
+// first frame is usually past it already.
+const startAfter = maxStreamWindowFloor / 4
+
+// startLocked raises the window of a stream that has received startAfter
+// octets from the floor every stream starts with to InitialStreamWindow, as
+// far as the session's budget allows, and returns the increment to send.
+// Streams that receive less keep only the floor, so idle streams cost the
 // budget nothing (SPEC 7.4).
 func (st *Stream) startLocked() uint32 {
 	b := &st.recv
-	if b.started || st.recvEnd || st.err != nil {
+	if b.started || st.recvEnd || st.err != nil || st.counters.dataReceived < startAfter {
 		return 0
 	}
 	b.started = true

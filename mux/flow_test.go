@@ -291,6 +291,46 @@ func TestStreamsClosedWithUnreadDataKeepTheirPlaceUntilRead(t *testing.T) {
 	atkPoll(t, atkWait, "NumStreams drops the streams closed by both sides", func() bool { return s.NumStreams() == 0 })
 }
 
+func TestAStreamOfSmallMessagesKeepsItsFloor(t *testing.T) {
+	// SPEC 7.4: a stream's window rises from its floor once it has
+	// received startAfter octets, so an open, a small message and a close
+	// cost no WINDOW_UPDATE; the octet that reaches startAfter raises it.
+	_, p := newRawPeer(t, false, func(*Stream) {}, nil)
+	p.send(openFrame(1, nil))
+	if f := p.next(); f.Type != frame.FrameAccept {
+		t.Fatalf("got %v, want ACCEPT", f)
+	}
+	// updates returns the increments of the WINDOW_UPDATEs the session
+	// sends before it answers a PING sent after what came before: the
+	// answer comes after whatever the frames before it made the session
+	// queue (SPEC 4.7).
+	updates := func(mark byte) (incs []uint32) {
+		p.send(frame.AppendPing(nil, 0, [8]byte{mark}))
+		for {
+			f, err := p.fr.ReadFrame()
+			if err != nil {
+				t.Fatalf("raw peer read: %v", err)
+			}
+			switch {
+			case f.Type == frame.FramePing && !f.Flags.Has(frame.FlagAck):
+				go p.conn.Write(frame.AppendPing(nil, frame.FlagAck, f.PingData))
+			case f.Type == frame.FramePing && f.PingData == [8]byte{mark}:
+				return incs
+			case f.Type == frame.FrameWindowUpdate:
+				incs = append(incs, f.Increment)
+			}
+		}
+	}
+	p.send(frame.AppendData(nil, 1, 0, make([]byte, startAfter-1)))
+	if incs := updates(1); len(incs) != 0 {
+		t.Errorf("WINDOW_UPDATEs %v after %d octets, want none: the floor holds them", incs, startAfter-1)
+	}
+	p.send(frame.AppendData(nil, 1, 0, []byte{0}))
+	if incs, want := updates(2), uint32(DefaultInitialStreamWindow-maxStreamWindowFloor); len(incs) != 1 || incs[0] != want {
+		t.Errorf("WINDOW_UPDATEs %v after %d octets, want one of %d: the rise to InitialStreamWindow", incs, startAfter, want)
+	}
+}
+
 // The session's receive budget (MaxSessionWindow) is shared: streams that
 // receive data take from it, up to InitialStreamWindow at once, the rest stay
 // at their floor but still work, and every octet comes back once the streams
@@ -314,7 +354,7 @@ func TestTheSessionBudgetIsSharedAndGivenBack(t *testing.T) {
 		}
 		// Data on every stream: the first two rise, the others cannot.
 		for _, p := range pairs {
-			if _, err := p.local.Write([]byte("x")); err != nil {
+			if _, err := p.local.Write(make([]byte, startAfter)); err != nil {
 				t.Fatal(err)
 			}
 			synctest.Wait()
@@ -336,8 +376,8 @@ func TestTheSessionBudgetIsSharedAndGivenBack(t *testing.T) {
 			data := make([]byte, 3*maxStreamWindowFloor)
 			go func() { p.local.Write(data); p.local.Close() }()
 			got, err := io.ReadAll(p.peer)
-			if err != nil || len(got) != len(data)+1 {
-				t.Fatalf("read %d octets, %v; want %d", len(got), err, len(data)+1)
+			if err != nil || len(got) != len(data)+startAfter {
+				t.Fatalf("read %d octets, %v; want %d", len(got), err, len(data)+startAfter)
 			}
 			p.peer.Close()
 		}

@@ -76,7 +76,7 @@ func writeBlockedWithBatchInFlight(t *testing.T) (*Session, *Stream, *gatedConn,
 		t.Fatal(err)
 	}
 	// The server raises the window from its floor once data arrives.
-	if _, err := st.Write([]byte{0}); err != nil {
+	if _, err := st.Write(make([]byte, startAfter)); err != nil {
 		t.Fatal(err)
 	}
 	waitSendWindow(t, st, 4<<20)
