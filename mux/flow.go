@@ -25,7 +25,7 @@ type recvBuffer struct {
 	unacked uint32 // octets read but not yet credited to the peer
 	growth  uint32 // window added past the floor (counted in the session's budget)
 	peak    uint32 // the largest the window has been
-	started bool   // DATA has arrived: the window was raised from the floor
+	started bool   // startAfter octets arrived: the window was raised from the floor
 
 	// Auto-tuning (tune.go), updated as DATA arrives.
 	want       uint32 // the window size to move to; 0: no aim yet
@@ -147,7 +147,7 @@ func (b *recvBuffer) releaseIfEmpty() {
 // the shrink.
 func (st *Stream) creditLocked(n int) uint32 {
 	b := &st.recv
-	if n == 0 || st.recvEnd || st.err != nil || b.unacked < b.creditQuantum() {
+	if n == 0 || st.recvEnd || st.err != nil || b.unacked < b.creditQuantum(st.sess.cfg.InitialStreamWindow) {
 		return 0
 	}
 	inc := b.unacked

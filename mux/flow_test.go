@@ -293,8 +293,8 @@ func TestStreamsClosedWithUnreadDataKeepTheirPlaceUntilRead(t *testing.T) {
 
 func TestAStreamOfSmallMessagesKeepsItsFloor(t *testing.T) {
 	// SPEC 7.4: a stream's window rises from its floor once it has
-	// received startAfter octets, so an open, a small message and a close
-	// cost no WINDOW_UPDATE; the octet that reaches startAfter raises it.
+	// received startAfter octets, so small messages cost no WINDOW_UPDATE;
+	// the octet that reaches startAfter raises it.
 	_, p := newRawPeer(t, false, func(*Stream) {}, nil)
 	p.send(openFrame(1, nil))
 	if f := p.next(); f.Type != frame.FrameAccept {

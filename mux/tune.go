@@ -49,9 +49,10 @@ import (
 // LEDBAT) done by flow control alone; the peer needs nothing but to answer
 // PINGs promptly, as it must (SPEC 4.7).
 //
-// Credit goes back in small steps (creditQuantum), an eighth of t's worth
-// of the rate or a millisecond's, so that the sender's bursts, each as long
-// as the credit that released it, stay well below t on the path. Windows
+// A heavy stream's credit goes back in small steps (creditQuantum), an
+// eighth of t's worth of the rate or a millisecond's, so that the sender's
+// bursts, each as long as the credit that released it, stay well below t
+// on the path; a light one's in halves of its window. Windows
 // stay below MaxStreamWindow and above InitialStreamWindow, or above
 // min(InitialStreamWindow, 64 KiB) while a light stream waits behind them.
 //
@@ -211,14 +212,16 @@ func (st *Stream) tuneLocked(n int, now int64) {
 // but at least a millisecond's worth and at least one block: the sender's
 // bursts, each as long as the credit that released it, stay well below the
 // target on a slow path, and a fast one (loopback, where the target is
-// 200 µs) does not spend itself on WINDOW_UPDATEs. A light stream keeps
-// half the window: it uses less than a quarter of it a round, so the
-// sender never waits for that credit, and each WINDOW_UPDATE spared is a
-// frame that does not hold up its next message (an echo's reply waits
-// behind the writer that sends it).
-func (b *recvBuffer) creditQuantum() uint32 {
+// 200 µs) does not spend itself on WINDOW_UPDATEs. A light stream whose
+// window auto-tuning has not grown (past initial) keeps half the window:
+// it uses less than a quarter of it a round, so the sender never waits for
+// that credit, and each WINDOW_UPDATE spared is a frame that does not hold
+// up its next message (an echo's reply waits behind the writer that sends
+// it). A grown window that reads as light has a slow reader, not small
+// messages: half of it at once would be a burst of megabytes.
+func (b *recvBuffer) creditQuantum(initial uint32) uint32 {
 	q := b.window / 2
-	if b.rate > 0 && b.heavy {
+	if b.rate > 0 && (b.heavy || b.window > initial) {
 		burst := max(int64(blockSize), int64(float64(b.rate)*float64(max(b.target/8, int64(minCreditTime)))/1e9))
 		q = uint32(min(int64(q), burst))
 	}
