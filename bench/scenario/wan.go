@@ -48,17 +48,11 @@ func WANInteractive(ctx context.Context, tr Transport, o Options) (map[string]fl
 	if err != nil {
 		return nil, err
 	}
-	p, bc, bs, done, err := openStreamPair(ctx, w)
+	ec, bulk, done, err := echoBesideBulk(ctx, w, o)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	ec, es, err := streamPair(p)
-	if err != nil {
-		return nil, err
-	}
-	go echo(es, o.EchoSize)
-	bulk := startBulk(bc, bs, o.WriteSize)
 	r, err := pacedEchoes(ec, o, bulk)
 	bulk.stop()
 	if err != nil {

@@ -332,17 +332,11 @@ func Open(ctx context.Context, tr Transport, o Options) (map[string]float64, err
 // "p50-us", "p99-us" and the rest of the distribution of the echo (lower is
 // better), and "bulk-MB/s".
 func Interactive(ctx context.Context, tr Transport, o Options) (map[string]float64, error) {
-	p, bc, bs, done, err := openStreamPair(ctx, tr)
+	ec, bulk, done, err := echoBesideBulk(ctx, tr, o)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	ec, es, err := streamPair(p)
-	if err != nil {
-		return nil, err
-	}
-	go echo(es, o.EchoSize)
-	bulk := startBulk(bc, bs, o.WriteSize)
 	start := time.Now()
 	samples, err := pingPongFor(ec, o.EchoSize, o.Interactive, o.EchoEvery)
 	elapsed := time.Since(start)
@@ -351,6 +345,24 @@ func Interactive(ctx context.Context, tr Transport, o Options) (map[string]float
 		return nil, stuck(ctx, err)
 	}
 	return latencyMetrics(samples, map[string]float64{"bulk-MB/s": mbps(bulk.moved.Load(), elapsed)}), nil
+}
+
+// echoBesideBulk sets up the interactive scenarios on one pair: a stream
+// whose far end echoes o.EchoSize messages, returned for the caller to time,
+// beside a stream already sending bulk. done ends the pair; the caller
+// stops the bulk first.
+func echoBesideBulk(ctx context.Context, tr Transport, o Options) (ec Stream, bulk *bulkLoad, done func(), err error) {
+	p, bc, bs, done, err := openStreamPair(ctx, tr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ec, es, err := streamPair(p)
+	if err != nil {
+		done()
+		return nil, nil, nil, err
+	}
+	go echo(es, o.EchoSize)
+	return ec, startBulk(bc, bs, o.WriteSize), done, nil
 }
 
 // bulkLoad is a stream sending as fast as it can, the load of the
